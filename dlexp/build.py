@@ -1,0 +1,41 @@
+"""Turns config nodes into the parts of a run: the model (and, via data/ and optim,
+the data set and the optimizer). Every `_target_` is checked against its signature
+first, so a misspelt key is named before anything is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flax import nnx
+
+from dlexp.config import check_call, parameters, target_kwargs
+from dlexp.errors import ConfigError
+
+MODEL_INJECTED = ("in_shape", "num_outputs", "rngs")
+
+
+def build_model(node: Any, *, in_shape: tuple[int, ...], num_outputs: int, seed: int) -> nnx.Module:
+    fn, kwargs = target_kwargs(node, "model")
+    check_call(fn, kwargs, "model", injected=MODEL_INJECTED)
+    accepted = parameters(fn)
+    given = {"in_shape": tuple(in_shape), "num_outputs": num_outputs, "rngs": nnx.Rngs(seed)}
+    kwargs.update({k: v for k, v in given.items() if k in accepted})
+    try:
+        model = fn(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model: {e}") from None
+    if not isinstance(model, nnx.Module):
+        raise ConfigError(f"model._target_ built a {type(model).__name__}; it must be a flax.nnx.Module")
+    return model
+
+
+def model_summary(model: nnx.Module) -> str:
+    """Layers with their parameter shapes and counts, for the console and TensorBoard."""
+    lines, total = [], 0
+    for path, p in nnx.iter_graph(model):
+        if isinstance(p, nnx.Param):
+            n = int(p.value.size)
+            total += n
+            lines.append(f"{'.'.join(map(str, path)):40s} {str(tuple(p.value.shape)):>18s} {n:>10,d}")
+    lines.append(f"{'total':40s} {'':>18s} {total:>10,d}")
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""Config schemas and the checks that turn a bad config into one clear message.
+
+The groups dlexp owns (trainer, schedule, logger, paths, objective) are dataclasses
+registered in Hydra's ConfigStore as `train_schema`: Hydra then rejects a misspelt
+key or a wrong type itself and names the key. The groups that point at code through
+`_target_` (dataset, model, optimizer) accept whatever the target accepts, so they
+are checked against the target's signature instead (`check_call`).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from dlexp.errors import ConfigError
+
+
+class Parallel(enum.Enum):
+    auto = "auto"  # mesh over every local device when that pays, else single
+    single = "single"  # one device
+    mesh = "mesh"  # jax.jit over a ("data",) mesh, batch sharded, state replicated
+    pmap = "pmap"  # the classic per-device replicated path
+
+
+class Schedule(enum.Enum):
+    constant = "constant"
+    cosine = "cosine"
+    warmup_cosine = "warmup_cosine"
+
+
+class Task(enum.Enum):
+    auto = "auto"  # the data set's own task (its label decides when it has none)
+    classification = "classification"
+    regression = "regression"
+
+
+class Mode(enum.Enum):
+    min = "min"
+    max = "max"
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    steps: Optional[int] = None  # when set, train this many steps instead of epochs
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    eval_every: Optional[int] = None  # steps between val evaluations; None: once per epoch
+    log_every: int = 50  # steps between train-metric logs (the only host syncs)
+    steps_per_call: int = 1  # train steps fused into one compiled call (lax.scan)
+    parallel: Parallel = Parallel.auto
+    progress: bool = True  # a progress bar on stderr
+
+
+@dataclass
+class ScheduleConfig:
+    name: Schedule = Schedule.constant
+    warmup_steps: float = 0.0  # < 1: a fraction of all steps; >= 1: a step count
+    final_lr_factor: float = 0.0  # cosine ends at lr * final_lr_factor
+
+
+@dataclass
+class LoggerConfig:
+    tensorboard: bool = True  # event files under <run>/tb
+    jsonl: bool = True  # <run>/metrics.jsonl
+    console: bool = True  # the summary table at the end
+
+
+@dataclass
+class PathsConfig:
+    runs: str = "runs"  # single runs go to <runs>/<date>/<time>
+    multirun: str = "multirun"
+    cache: str = "${oc.env:DLEXP_CACHE,${oc.env:HOME,.}/.cache/dlexp}"  # built-in data sets
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "val/loss"  # what sweepers optimize and the best checkpoint is chosen by
+    mode: Mode = Mode.min
+
+
+@dataclass
+class TrainConfig:
+    dataset: Any = None
+    model: Any = None
+    optimizer: Any = None
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    task: Task = Task.auto
+    seed: int = 0
+    name: Optional[str] = None  # appended to the run dir name
+
+
+def register_configs() -> None:
+    """Make `train_schema` known to Hydra (conf/train.yaml lists it first) and the
+    `suffix` resolver that appends `_<name>` to run dir names when a name is set."""
+    from omegaconf import OmegaConf
+
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("suffix"):
+        OmegaConf.register_new_resolver("suffix", lambda name: f"_{name}" if name else "")
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def import_target(path: str, key: str) -> Any:
+    """Imports `pkg.module.Name`; a failure names the config key and the path."""
+    if not isinstance(path, str) or "." not in path:
+        raise ConfigError(f"{key}._target_={path!r} is not a dotted import path like 'my_pkg.MyNet'")
+    module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"{key}._target_={path!r}: cannot import module {module_name!r} ({e})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        public = sorted(n for n in dir(module) if not n.startswith("_"))
+        raise ConfigError(
+            f"{key}._target_={path!r}: module {module_name!r} has no {attr!r}; it has: {', '.join(public)}"
+        ) from None
+
+
+_SIMPLE_TYPES = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> None:
+    """Checks the plain annotations (int, float, bool, str, their Optionals and sequences)."""
+    if annotation is inspect.Parameter.empty or value is None:
+        return
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        errors = []
+        for a in args:
+            try:
+                _check_type(value, a, key)
+                return
+            except ConfigError as e:
+                errors.append(e)
+        if errors and len(errors) == len(args):
+            raise errors[0]
+        return
+    if origin in (tuple, list, typing.Sequence) or annotation in (tuple, list):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{key}={value!r} should be a list, like [64, 32]")
+        return
+    accepted = _SIMPLE_TYPES.get(annotation)
+    if accepted is None:
+        return
+    ok = isinstance(value, accepted) and not (annotation is not bool and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{key}={value!r} should be of type {annotation.__name__}")
+
+
+def parameters(fn: Any) -> dict[str, inspect.Parameter]:
+    """The named parameters of a function or of a class's constructor (without self)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return {}
+    return {n: p for n, p in sig.parameters.items() if n != "self"}
+
+
+def check_call(fn: Any, kwargs: dict, key: str, injected: tuple[str, ...] = ()) -> None:
+    """Rejects config keys that `fn` does not take, listing the ones it does.
+
+    `injected` names the arguments dlexp supplies itself (rngs, in_shape, ...): they
+    are valid parameters but not settable from the config.
+    """
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    params = parameters(fn)
+    if not params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = sorted(n for n, p in params.items() if n not in injected and p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    for name, value in kwargs.items():
+        if name not in params or name in injected:
+            raise ConfigError(
+                f"{key}.{name} is not a parameter of {_qualname(fn)}; valid keys: {', '.join(valid)}"
+            )
+        _check_type(value, hints.get(name, params[name].annotation), f"{key}.{name}")
+    missing = [
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and n not in kwargs
+        and n not in injected
+        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if missing:
+        raise ConfigError(f"{key}: {_qualname(fn)} needs {', '.join(f'{key}.{m}' for m in missing)}")
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def target_kwargs(node: Any, key: str) -> tuple[Any, dict]:
+    """Splits a `_target_` config node into (imported callable, plain kwargs)."""
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError(f"{key} needs a `_target_` (choose a {key} group option, e.g. {key}=...)")
+    missing = [f"{key}.{k}" for k in node if OmegaConf.is_missing(node, k)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
+    try:
+        data = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{key}: {e}") from None
+    path = data.pop("_target_")
+    data.pop("_partial_", None)
+    return import_target(path, key), data

@@ -1,0 +1,62 @@
+"""The `Dataset` every source returns, and the config-driven entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlexp.config import check_call, parameters, target_kwargs
+from dlexp.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Dataset:
+    """Prepared arrays per split; features float32 [n, *input_shape]."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]  # int32 class ids, or float32 targets (standardized)
+    task: str  # "classification" | "regression"
+    classes: list | None = None  # class names, in id order
+    target_scale: tuple[float, float] = (0.0, 1.0)  # regression: y = (raw - mean) / std
+    prep: dict[str, Any] = field(default_factory=dict)  # the fitted preparation (prep.json)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x["train"].shape[1:])
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes) if self.task == "classification" else 1
+
+    def sizes(self) -> dict[str, int]:
+        return {s: int(self.x[s].shape[0]) for s in SPLITS}
+
+    def check_nonempty(self) -> None:
+        for split, n in self.sizes().items():
+            if n == 0:
+                raise DataError(
+                    f"the {split} split is empty ({self.sizes()}); "
+                    "raise dataset.val_fraction / dataset.test_fraction or use more rows"
+                )
+
+
+# Arguments dlexp supplies to a dataset `_target_` when its signature takes them.
+INJECTED = ("seed", "cache_dir", "task")
+
+
+def load_dataset(node: Any, *, seed: int, cache_dir: str, task: str = "auto") -> Dataset:
+    """Builds the data set from its config node (`_target_` plus keyword arguments)."""
+    fn, kwargs = target_kwargs(node, "dataset")
+    check_call(fn, kwargs, "dataset", injected=INJECTED)
+    accepted = parameters(fn)
+    extra = {"seed": seed, "cache_dir": cache_dir, "task": task}
+    kwargs.update({k: v for k, v in extra.items() if k in accepted})
+    data = fn(**kwargs)
+    if not isinstance(data, Dataset):
+        raise DataError(f"dataset._target_ returned {type(data).__name__}, expected dlexp.data.Dataset")
+    data.check_nonempty()
+    return data

@@ -1,0 +1,14 @@
+"""Flax NNX models.
+
+The contract dlexp relies on, so that `model._target_=my_pkg.MyNet` works:
+- the constructor takes keyword arguments from the config plus, where its signature
+  names them, `in_shape` (one example's shape), `num_outputs` and `rngs` (nnx.Rngs);
+- `__call__(x)` maps a batch to outputs [batch, num_outputs]; if it also takes
+  `rngs`, dlexp passes `nnx.Rngs(dropout=key)` with a fresh key each step;
+- `model.train()` / `model.eval()` switch dropout and batch norm (standard NNX).
+"""
+
+from dlexp.models.cnn import CNN
+from dlexp.models.mlp import MLP
+
+__all__ = ["CNN", "MLP"]

@@ -1,0 +1,125 @@
+"""Hydra entry point: `python -m dlexp.train model=cnn`.
+
+A recipe: validate the config, build data, model, optimizer and task, fit, test,
+write the run dir, return the objective (the value a sweeper optimizes). A user
+error (bad config, bad data) is one clear message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from dlexp.config import register_configs
+from dlexp.errors import DlexpError
+
+log = logging.getLogger("dlexp")
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" is not news
+register_configs()
+
+
+def enum_value(v: Any) -> Any:
+    return getattr(v, "value", v)
+
+
+def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
+    """Trains one run into `run_dir`; returns (objective value, summary)."""
+    t0 = time.perf_counter()
+    import jax
+
+    from dlexp import optim, rundir
+    from dlexp.build import build_model, model_summary
+    from dlexp.data import load_dataset
+    from dlexp.parallel import make_layout
+    from dlexp.tasks import make_task
+    from dlexp.trainer import fit, plan_steps
+    from dlexp.writers import make_writers, summary_table
+
+    os.makedirs(run_dir, exist_ok=True)
+    layout = make_layout(enum_value(cfg.trainer.parallel))
+    rundir.write_json(os.path.join(run_dir, "run.json"), rundir.run_info(cfg.seed, jax.devices()))
+    writers = make_writers(cfg.logger, run_dir, jax.process_index() == 0)
+    summary: dict[str, Any] = {"status": "running"}
+    try:
+        # -------------------------------------------------------------- data
+        data = load_dataset(cfg.dataset, seed=cfg.seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
+        rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
+        log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
+
+        # -------------------------------------------------------------- model, optimizer, task
+        model = build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=cfg.seed)
+        plan = plan_steps(cfg.trainer, data.sizes()["train"], layout.num_devices)
+        tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
+        task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale)
+        log.info("model:\n%s", model_summary(model))
+        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %d device(s)",
+                 plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.num_devices)
+        writers.text("config", OmegaConf.to_yaml(cfg, resolve=True))
+        writers.text("model", model_summary(model))
+
+        # -------------------------------------------------------------- fit and test
+        objective = (cfg.objective.metric, enum_value(cfg.objective.mode))
+        result, _best = fit(
+            task=task, model=model, tx=tx, schedule=schedule, data=data, plan=plan, cfg=cfg.trainer,
+            objective=objective, seed=cfg.seed, layout=layout, writers=writers,
+        )
+        summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
+        final = {f"test/{k}": v for k, v in result["test"].items()}
+        final.update({f"best/val/{k}": v for k, v in result["best"]["val"].items()})
+        writers.hparams(hparams_of(cfg), final)
+        if cfg.logger.console:
+            rows = {"train (last)": result["final"]["train"], "val (best)": result["best"]["val"], "test": result["test"]}
+            print(summary_table(rows), file=sys.stderr)
+            print(f"objective {objective[0]} = {result['objective']['value']}  (run dir: {run_dir})", file=sys.stderr)
+        return summary["objective"]["value"], summary
+    except DlexpError as e:
+        summary = {"status": "failed", "error": str(e), "error_type": type(e).__name__}
+        raise
+    except BaseException as e:
+        summary = {"status": "failed", "error": f"{type(e).__name__}: {e}", "error_type": type(e).__name__}
+        raise
+    finally:
+        summary.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
+        rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
+        writers.close()
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    """The hyperparameters a run is compared by: its command-line overrides plus the key choices."""
+    hp: dict[str, Any] = {
+        "model": str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
+        "dataset": str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1],
+        "optimizer": str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1],
+        "lr": cfg.optimizer.get("lr"),
+        "batch_size": cfg.trainer.batch_size,
+        "seed": cfg.seed,
+    }
+    try:
+        for o in HydraConfig.get().overrides.task:
+            k, _, v = o.lstrip("+~").partition("=")
+            hp[k] = v
+    except ValueError:
+        pass
+    return hp
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        value, _ = run(cfg, run_dir)
+    except DlexpError as e:
+        print(f"dlexp error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    return value
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Metric writers: TensorBoard event files (tensorboardX), metrics.jsonl, console.
+
+Every writer takes the same calls, so the trainer logs once and never knows where
+the numbers go. Only process 0 of a multi-host run is given real writers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any, Iterable
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class TensorBoardWriter:
+    def __init__(self, logdir: str):
+        from tensorboardX import SummaryWriter
+
+        self.w = SummaryWriter(logdir=logdir, flush_secs=10)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, v in values.items():
+            if _is_number(v):
+                self.w.add_scalar(tag, v, step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        # Markdown: indent by 4 so configs and tables render as code blocks.
+        self.w.add_text(tag, "    " + text.replace("\n", "\n    "), step)
+
+    def image(self, tag: str, image_hwc, step: int) -> None:
+        self.w.add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Writes the HParams plugin's session into this run (not a sub-run, as
+        SummaryWriter.add_hparams would), so TensorBoard pairs it with this run's scalars."""
+        from tensorboardX.summary import hparams as hparams_summary
+
+        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        metrics = {k: v for k, v in metrics.items() if _is_number(v) and math.isfinite(v)}
+        exp, ssi, sei = hparams_summary(clean, metrics)
+        fw = self.w._get_file_writer()
+        for s in (exp, ssi, sei):
+            fw.add_summary(s)
+
+    def flush(self) -> None:
+        self.w.flush()
+
+    def close(self) -> None:
+        self.w.close()
+
+
+class JsonlWriter:
+    """One JSON line per logged step: {"step": ..., "train/loss": ..., ...}."""
+
+    def __init__(self, path: str):
+        self.f = open(path, "a", buffering=1)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        row = {"step": int(step)}
+        row.update({k: (v if not (isinstance(v, float) and not math.isfinite(v)) else str(v)) for k, v in values.items()})
+        self.f.write(json.dumps(row) + "\n")
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        pass
+
+    def image(self, tag: str, image_hwc, step: int) -> None:
+        pass
+
+    def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        pass
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class Writers:
+    """Fans every call out to the writers it holds (possibly none)."""
+
+    def __init__(self, writers: Iterable[Any] = ()):
+        self.writers = list(writers)
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            for w in self.writers:
+                getattr(w, name)(*args, **kwargs)
+
+        return call
+
+
+def make_writers(cfg: Any, run_dir: str, is_main_process: bool = True) -> Writers:
+    if not is_main_process:
+        return Writers()
+    ws: list[Any] = []
+    if cfg.tensorboard:
+        ws.append(TensorBoardWriter(os.path.join(run_dir, "tb")))
+    if cfg.jsonl:
+        ws.append(JsonlWriter(os.path.join(run_dir, "metrics.jsonl")))
+    return Writers(ws)
+
+
+def summary_table(rows: dict[str, dict[str, float]], file=sys.stderr) -> str:
+    """A small aligned table: one row per split, one column per metric."""
+    cols: list[str] = []
+    for metrics in rows.values():
+        cols += [c for c in metrics if c not in cols]
+    head = ["split"] + cols
+    body = [[split] + [_fmt(m.get(c)) for c in cols] for split, m in rows.items()]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
+    text = "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in body])
+    return text
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
+    return str(v)
