@@ -34,8 +34,9 @@ def model_summary(model: nnx.Module) -> str:
     lines, total = [], 0
     for path, p in nnx.iter_graph(model):
         if isinstance(p, nnx.Param):
-            n = int(p.value.size)
+            value = p[...]
+            n = int(value.size)
             total += n
-            lines.append(f"{'.'.join(map(str, path)):40s} {str(tuple(p.value.shape)):>18s} {n:>10,d}")
+            lines.append(f"{'.'.join(map(str, path)):40s} {str(tuple(value.shape)):>18s} {n:>10,d}")
     lines.append(f"{'total':40s} {'':>18s} {total:>10,d}")
     return "\n".join(lines)

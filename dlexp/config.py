@@ -9,9 +9,11 @@ are checked against the target's signature instead (`check_call`).
 
 from __future__ import annotations
 
+import collections.abc
 import enum
 import importlib
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -139,7 +141,7 @@ def _check_type(value: Any, annotation: Any, key: str) -> None:
     if annotation is inspect.Parameter.empty or value is None:
         return
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         errors = []
         for a in args:
@@ -151,7 +153,7 @@ def _check_type(value: Any, annotation: Any, key: str) -> None:
         if errors and len(errors) == len(args):
             raise errors[0]
         return
-    if origin in (tuple, list, typing.Sequence) or annotation in (tuple, list):
+    if origin in (tuple, list, collections.abc.Sequence) or annotation in (tuple, list):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise ConfigError(f"{key}={value!r} should be a list, like [64, 32]")
         return
@@ -227,3 +229,46 @@ def target_kwargs(node: Any, key: str) -> tuple[Any, dict]:
     path = data.pop("_target_")
     data.pop("_partial_", None)
     return import_target(path, key), data
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def check_overrides(args: list[str], groups: set[str] = frozenset()) -> None:
+    """Names a misspelt key of a schema group before Hydra composes anything.
+
+    Hydra would reject `trainer.epoch=3` too, but suggests `+trainer.epoch=3`, which
+    the schema then rejects again; this says which keys exist and which one was meant.
+    """
+    import dataclasses
+
+    top = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    schemas = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(f.default_factory)}
+    for arg in args:
+        if arg.startswith(("-", "+", "~")) or "=" not in arg:
+            continue
+        key = arg.split("=", 1)[0]
+        parts = key.split(".")
+        if parts[0] in ("hydra", "experiment", "debug") or "/" in parts[0] or "@" in key:
+            continue
+        if len(parts) == 1:
+            if key not in top and key not in groups:
+                raise ConfigError(_unknown(key, key, sorted(set(top) | set(groups)), "top-level key or config group"))
+            continue  # a group choice (model=cnn) or a top-level value: Hydra checks its value
+        group = parts[0]
+        if group not in schemas:
+            if group not in top:
+                valid = sorted(top) + ["hydra"]
+                raise ConfigError(_unknown(key, group, valid, "top-level key"))
+            continue
+        fields = {f.name for f in dataclasses.fields(schemas[group])}
+        if len(parts) == 2 and parts[1] not in fields:
+            raise ConfigError(_unknown(key, parts[1], sorted(fields), f"key of {group}"))
+
+
+def _unknown(key: str, name: str, valid: list[str], what: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{key}: {name!r} is not a {what}{hint}; valid: {', '.join(valid)}"

@@ -49,8 +49,11 @@ def package_versions() -> dict[str, str | None]:
 
 def run_info(seed: int, devices: list[Any]) -> dict[str, Any]:
     source_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(os.path.join("dlexp", "train.py")):
+        argv[0:1] = ["-m", "dlexp.train"]  # how it was typed
     return {
-        "command": [os.path.basename(sys.executable)] + sys.argv,
+        "command": [os.path.basename(sys.executable)] + argv,
         "cwd": os.getcwd(),
         "seed": seed,
         "git": git_state(source_dir),

@@ -72,8 +72,9 @@ def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
         )
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
         final = {f"test/{k}": v for k, v in result["test"].items()}
-        final.update({f"best/val/{k}": v for k, v in result["best"]["val"].items()})
-        writers.hparams(hparams_of(cfg), final)
+        best = {f"best/val/{k}": v for k, v in result["best"]["val"].items()}
+        writers.scalars(result["steps"], best)  # the HParams dashboard reads these tags
+        writers.hparams(hparams_of(cfg), {**final, **best})
         if cfg.logger.console:
             rows = {"train (last)": result["final"]["train"], "val (best)": result["best"]["val"], "test": result["test"]}
             print(summary_table(rows), file=sys.stderr)
@@ -121,5 +122,19 @@ def main(cfg: DictConfig) -> float:
     return value
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python -m dlexp.train`: a misspelt schema key is named before Hydra starts."""
+    from dlexp.config import check_overrides
+
+    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+    groups = {d for d in os.listdir(conf) if os.path.isdir(os.path.join(conf, d))} if os.path.isdir(conf) else set()
+    try:
+        check_overrides(sys.argv[1:], groups)
+    except DlexpError as e:
+        print(f"dlexp error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -21,7 +21,7 @@ from dlexp.data.loader import EvalSet, ResidentLoader, take_batch
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.metrics import add_sums
 from dlexp.parallel import Layout, check_batch
-from dlexp.tasks import Task, make_eval_step, make_train_step
+from dlexp.tasks import Task
 from dlexp.tasks.base import SplitModel, count_params, split_model
 
 
@@ -112,18 +112,12 @@ def fit(
 
     # ------------------------------------------------------------------ state
     sm: SplitModel = split_model(model)
-    state = {
-        "params": sm.params,
-        "rest": sm.rest,
-        "opt": tx.init(sm.params),
-        "step": jnp.zeros((), jnp.int32),
-    }
-    state = jax.device_put(state, layout.replicated)
+    state = jax.device_put(task.init_state(sm, tx), layout.replicated)
     n_params = count_params(sm.params)
 
     # ------------------------------------------------------------------ compiled steps
-    train_step = make_train_step(task, sm, tx)
-    eval_step = make_eval_step(task, sm)
+    train_step = task.make_train_step(sm, tx)
+    eval_step = task.make_eval_step(sm)
     B = plan.batch_size
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
 

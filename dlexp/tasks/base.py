@@ -33,6 +33,16 @@ class Task:
     def finalize(self, sums) -> dict[str, float]:  # sums -> numbers (host)
         raise NotImplementedError
 
+    # A task with another state or update (a GAN's two nets) overrides these three.
+    def init_state(self, sm: "SplitModel", tx) -> dict:
+        return {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
+
+    def make_train_step(self, sm: "SplitModel", tx) -> Callable:
+        return make_train_step(self, sm, tx)
+
+    def make_eval_step(self, sm: "SplitModel") -> Callable:
+        return make_eval_step(self, sm)
+
 
 @dataclass(frozen=True)
 class SplitModel:
@@ -79,7 +89,7 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         sums = task.sums(losses, out, y, jnp.ones(losses.shape, jnp.float32))
-        sums["grad_norm"] = optax.global_norm(grads)
+        sums["grad_norm"] = optax.tree.norm(grads)
         return {"params": params, "rest": rest, "opt": opt, "step": state["step"] + 1}, sums
 
     return train_step

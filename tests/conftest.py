@@ -1,0 +1,66 @@
+"""Shared fixtures: Hydra's compose API over conf/, a shared data cache, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> str:
+    """One cache of built-in data sets for the whole session (they are written once)."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture()
+def compose(cache_dir):
+    """compose(["model=mlp", ...]) -> the config `python -m dlexp.train ...` would get."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dlexp.config import register_configs
+
+    register_configs()
+
+    def _compose(overrides=(), return_hydra_config=False):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return hydra_compose(
+                "train", overrides=[f"paths.cache={cache_dir}", *overrides],
+                return_hydra_config=return_hydra_config,
+            )
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def run_cli(args, cwd, cache_dir, env=None, module="dlexp.train", check=None):
+    """Runs `python -m <module> args...` for real; returns the CompletedProcess."""
+    full_env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+    )
+    if check is not None and (proc.returncode == 0) != check:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture()
+def cli(tmp_path, cache_dir):
+    def _cli(*args, check=None, env=None, module="dlexp.train"):
+        return run_cli(list(args), tmp_path, cache_dir, env=env, module=module, check=check)
+
+    return _cli
+
+
+def read_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
