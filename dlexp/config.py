@@ -47,6 +47,43 @@ class Mode(enum.Enum):
     max = "max"
 
 
+class NanPolicy(enum.Enum):
+    stop = "stop"  # raise naming the step; the last good checkpoint stays
+    skip = "skip"  # skip the update, count the skips
+
+
+class Precision(enum.Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"  # compute in bfloat16, parameters and optimizer state in float32
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: Optional[int] = None  # save every N steps (null: off)
+    every_epochs: Optional[int] = 1  # save every N epochs (null: off)
+    keep: int = 2  # the last k checkpoints kept (the best is kept as well)
+    async_save: bool = True  # write in the background while training goes on
+    enabled: bool = True
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: Optional[int] = None  # evaluations without improvement before stopping (null: off)
+    min_delta: float = 0.0  # an improvement smaller than this does not count
+
+
+@dataclass
+class CVConfig:
+    folds: Optional[int] = None  # K-fold cross-validation: train K models (null: off)
+
+
+@dataclass
+class DistributedConfig:
+    coordinator: Optional[str] = None  # host:port of process 0; null: from SLURM / submitit, or single-process
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 10
@@ -58,6 +95,15 @@ class TrainerConfig:
     steps_per_call: int = 1  # train steps fused into one compiled call (lax.scan)
     parallel: Parallel = Parallel.auto
     progress: bool = True  # a progress bar on stderr
+    precision: Precision = Precision.float32
+    nan_policy: NanPolicy = NanPolicy.stop
+    seeds: Optional[Any] = None  # a list of seeds, or a count: that many copies in one vmapped program
+    resume: Optional[str] = None  # a run dir to continue from (the run's own dir is resumed automatically)
+    compile_cache: bool = True  # JAX's persistent compilation cache under paths.cache
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass
@@ -72,6 +118,10 @@ class LoggerConfig:
     tensorboard: bool = True  # event files under <run>/tb
     jsonl: bool = True  # <run>/metrics.jsonl
     console: bool = True  # the summary table at the end
+    histograms_every: Optional[int] = None  # steps between parameter / gradient histograms (null: off)
+    embeddings: bool = False  # penultimate-layer features of val samples for the projector
+    embedding_samples: int = 500
+    profile_steps: Optional[int] = None  # trace this many steps with the JAX profiler (debug=profile)
 
 
 @dataclass
@@ -88,6 +138,13 @@ class ObjectiveConfig:
 
 
 @dataclass
+class LossConfig:
+    l1: float = 0.0  # penalty on the sum of |params| (kernels only)
+    l2: float = 0.0  # penalty on the sum of params^2 (kernels only)
+    label_smoothing: float = 0.0  # classification only
+
+
+@dataclass
 class TrainConfig:
     dataset: Any = None
     model: Any = None
@@ -97,6 +154,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     task: Task = Task.auto
     seed: int = 0
     name: Optional[str] = None  # appended to the run dir name

@@ -68,7 +68,7 @@ def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
         objective = (cfg.objective.metric, enum_value(cfg.objective.mode))
         result, _best = fit(
             task=task, model=model, tx=tx, schedule=schedule, data=data, plan=plan, cfg=cfg.trainer,
-            objective=objective, seed=cfg.seed, layout=layout, writers=writers,
+            objective=objective, seed=cfg.seed, layout=layout, writers=writers, hooks=build_hooks(cfg, run_dir),
         )
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
         final = {f"test/{k}": v for k, v in result["test"].items()}
@@ -90,6 +90,12 @@ def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
         summary.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
         rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
         writers.close()
+
+
+def build_hooks(cfg: DictConfig, run_dir: str) -> list:
+    """The hooks a run gets from its config (checkpoints, early stopping, plots, ...)."""
+    hooks: list = []
+    return hooks
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:

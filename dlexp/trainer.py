@@ -1,19 +1,20 @@
 """The training loop: devices, batching, cadence, the best state, the final test.
 
 The trainer never knows a loss (the task owns it) and never opens a file (the
-writers do). Read `fit` top to bottom: each banner is one phase of a run.
+writers and hooks do). Read `fit` top to bottom: each banner is one phase of a run.
+Everything the loop carries from step to step lives in `Loop`, so a checkpoint of
+`Loop` is a checkpoint of the run; hooks (`dlexp/hooks.py`) see it at each event.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from dlexp.data import Dataset
@@ -79,6 +80,37 @@ def better(a: float, b: float | None, mode: str) -> bool:
     return a < b if mode == "min" else a > b
 
 
+@dataclass
+class Loop:
+    """Everything that changes as a run goes: what a checkpoint must hold to resume."""
+
+    state: Any  # the task's state pytree on device (params, rest, opt, step, ...)
+    step: int = 0
+    epoch: int = 0
+    best_value: float | None = None
+    best_step: int = -1
+    best_val: dict = field(default_factory=dict)
+    best_state: Any = None  # (params, rest) of the best evaluation, on device
+    last_train: dict = field(default_factory=dict)
+    last_val: dict = field(default_factory=dict)
+    stop: bool = False  # a hook (early stopping, preemption) ends the loop after this step
+    status: str = "running"
+
+
+@dataclass
+class Context:
+    """What hooks may look at: the parts of the run, fixed for its length."""
+
+    task: Task
+    model: SplitModel
+    plan: Plan
+    layout: Layout
+    writers: Any
+    objective: tuple[str, str]
+    evaluate: Callable[[Any, Any, str], dict]  # (params, rest, split) -> metrics
+    data: Dataset
+
+
 def fit(
     *,
     task: Task,
@@ -92,7 +124,8 @@ def fit(
     seed: int,
     layout: Layout,
     writers: Any,
-) -> tuple[dict[str, Any], tuple[dict, dict]]:
+    hooks: Sequence[Any] = (),
+) -> tuple[dict[str, Any], tuple[Any, Any]]:
     """Trains, evaluates on val at the cadence, keeps the best state, tests it.
 
     Returns (the summary that summary.json holds, the best (params, rest)).
@@ -104,15 +137,14 @@ def fit(
 
     # ------------------------------------------------------------------ data on device
     train = ResidentLoader(data.x["train"], data.y["train"], plan.batch_size, seed, layout.replicated)
-    n_dev = layout.num_devices
     evals = {
-        s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=n_dev)
+        s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices)
         for s in ("val", "test")
     }
 
     # ------------------------------------------------------------------ state
     sm: SplitModel = split_model(model)
-    state = jax.device_put(task.init_state(sm, tx), layout.replicated)
+    loop = Loop(state=jax.device_put(task.init_state(sm, tx), layout.replicated))
     n_params = count_params(sm.params)
 
     # ------------------------------------------------------------------ compiled steps
@@ -137,7 +169,7 @@ def fit(
         def body(carry, i):
             return one_step(*carry, x, y, order, start + i), None
 
-        (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=cfg_unroll(cfg, model, n))
+        (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=scan_unroll(model, n))
         return state, acc
 
     train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1))
@@ -146,15 +178,11 @@ def fit(
         return add_sums(acc, eval_step(params, rest, x[b], y[b], w[b]))
 
     eval_fn = jax.jit(eval_batch, donate_argnums=0)
-
     sums_shape = jax.eval_shape(
-        lambda s, x, y: train_step(s, x, y, dropout_key)[1], state, data_like(train.x, B), data_like(train.y, B)
+        lambda s, x, y: train_step(s, x, y, dropout_key)[1], loop.state, data_like(train.x, B), data_like(train.y, B)
     )
-    zeros_fn = jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape),
-                       out_shardings=layout.replicated)
-    eval_shape = {k: v for k, v in sums_shape.items() if k != "grad_norm"}
-    eval_zeros = jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), eval_shape),
-                         out_shardings=layout.replicated)
+    zeros_fn = zeros_like_fn(sums_shape, layout)
+    eval_zeros = zeros_like_fn({k: v for k, v in sums_shape.items() if k != "grad_norm"}, layout)
 
     def evaluate(params, rest, split: str) -> dict[str, float]:
         es = evals[split]
@@ -163,89 +191,101 @@ def fit(
             acc = eval_fn(acc, params, rest, es.x, es.y, es.w, b)
         return task.finalize(jax.device_get(acc))
 
+    ctx = Context(task, sm, plan, layout, writers, objective, evaluate, data)
+    for h in hooks:
+        h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
+
     # ------------------------------------------------------------------ loop
-    progress = make_progress(cfg.progress, plan.total_steps)
+    progress = make_progress(cfg.progress, plan.total_steps, initial=loop.step)
     acc = zeros_fn()
-    step, epoch = 0, 0
-    order = train.order(epoch)
-    window_start, window_steps, last_log, last_eval = time.perf_counter(), 0, 0, 0
+    order = train.order(loop.epoch)
+    window_start, window_steps = time.perf_counter(), 0
+    last_log = last_eval = loop.step
     first_step_s = None
-    best_value, best_step, best_val, best_state = None, -1, {}, None
-    last_train, last_val = {}, {}
     K = int(cfg.steps_per_call)
 
-    while step < plan.total_steps:
-        in_epoch = step - epoch * plan.steps_per_epoch
-        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - step)
-        state, acc = train_fn(state, acc, train.x, train.y, order, in_epoch, n=n)
+    while loop.step < plan.total_steps and not loop.stop:
+        in_epoch = loop.step - loop.epoch * plan.steps_per_epoch
+        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step)
+        loop.state, acc = train_fn(loop.state, acc, train.x, train.y, order, in_epoch, n=n)
         if first_step_s is None:
-            jax.block_until_ready(state)
+            jax.block_until_ready(loop.state)
             first_step_s = time.perf_counter() - t_start
             window_start = time.perf_counter()
-        step += n
+        loop.step += n
         window_steps += n
         progress.update(n)
-        if step - epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
-            epoch += 1
-            order = train.order(epoch)
+        if loop.step - loop.epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
+            loop.epoch += 1
+            order = train.order(loop.epoch)
+        step = loop.step
+        done = step == plan.total_steps
 
-        log_now = step // plan.log_every > last_log // plan.log_every or step == plan.total_steps
-        eval_now = step // plan.eval_every > last_eval // plan.eval_every or step == plan.total_steps
-        if log_now:
+        if step // plan.log_every > last_log // plan.log_every or done:
             sums = jax.device_get(acc)  # the one host sync per logging window
-            elapsed = time.perf_counter() - window_start
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
             steps_in = max(window_steps, 1)
             grad_norm = float(sums.pop("grad_norm")) / steps_in
-            last_train = task.finalize(sums)
-            if not math.isfinite(last_train["loss"]):
+            loop.last_train = task.finalize(sums)
+            if not math.isfinite(loop.last_train["loss"]):
                 raise TrainingError(
-                    f"the train loss became {last_train['loss']} between steps {last_log} and {step}; "
+                    f"the train loss became {loop.last_train['loss']} between steps {last_log} and {step}; "
                     "lower optimizer.lr, set optimizer.clip_norm, or check the data for extreme values"
                 )
-            scalars = {f"train/{k}": v for k, v in last_train.items()}
+            scalars = {f"train/{k}": v for k, v in loop.last_train.items()}
             scalars.update({
                 "train/grad_norm": grad_norm,
                 "train/lr": float(schedule(step)),
-                "train/samples_per_s": steps_in * B / max(elapsed, 1e-9),
-                "train/steps_per_s": steps_in / max(elapsed, 1e-9),
+                "train/samples_per_s": steps_in * B / elapsed,
+                "train/steps_per_s": steps_in / elapsed,
                 "train/epoch": step / plan.steps_per_epoch,
             })
             writers.scalars(step, scalars)
-            progress.set_postfix(**short(last_train, val=last_val))
+            progress.set_postfix(**short(loop.last_train, loop.last_val))
+            for h in hooks:
+                h.on_log(ctx, loop)
             acc = zeros_fn()
             window_start, window_steps, last_log = time.perf_counter(), 0, step
-        if eval_now:
-            last_val = evaluate(state["params"], state["rest"], "val")
-            writers.scalars(step, {f"val/{k}": v for k, v in last_val.items()})
-            value = (last_val if obj_split == "val" else last_train).get(obj_name, float("nan"))
-            if better(value, best_value, obj_mode):
-                best_value, best_step, best_val = value, step, dict(last_val)
-                best_state = jax.tree.map(jnp.copy, (state["params"], state["rest"]))
-            progress.set_postfix(**short(last_train, val=last_val))
+
+        if step // plan.eval_every > last_eval // plan.eval_every or done:
+            loop.last_val = evaluate(loop.state["params"], loop.state["rest"], "val")
+            writers.scalars(step, {f"val/{k}": v for k, v in loop.last_val.items()})
+            value = (loop.last_val if obj_split == "val" else loop.last_train).get(obj_name, float("nan"))
+            improved = better(value, loop.best_value, obj_mode)
+            if improved:
+                loop.best_value, loop.best_step, loop.best_val = value, step, dict(loop.last_val)
+                loop.best_state = jax.tree.map(jnp.copy, (loop.state["params"], loop.state["rest"]))
+            progress.set_postfix(**short(loop.last_train, loop.last_val))
+            for h in hooks:
+                h.on_eval(ctx, loop, improved)
             last_eval = step
     progress.close()
     train_s = time.perf_counter() - t_start
 
     # ------------------------------------------------------------------ final evaluation
-    if best_state is None:  # objective never finite: test the final state
-        best_state, best_step = (state["params"], state["rest"]), step
-    test = evaluate(*best_state, "test")
-    writers.scalars(step, {f"test/{k}": v for k, v in test.items()})
-    return {
-        "status": "completed",
-        "objective": {"metric": obj_metric, "mode": obj_mode, "value": best_value},
-        "best": {"step": best_step, "val": best_val},
-        "final": {"step": step, "train": last_train, "val": last_val},
+    if loop.best_state is None:  # the objective was never finite: test the final state
+        loop.best_state, loop.best_step = (loop.state["params"], loop.state["rest"]), loop.step
+    test = evaluate(*loop.best_state, "test")
+    writers.scalars(loop.step, {f"test/{k}": v for k, v in test.items()})
+    loop.status = "completed" if loop.step >= plan.total_steps or loop.status == "running" else loop.status
+    summary = {
+        "status": loop.status,
+        "objective": {"metric": obj_metric, "mode": obj_mode, "value": loop.best_value},
+        "best": {"step": loop.best_step, "val": loop.best_val},
+        "final": {"step": loop.step, "train": loop.last_train, "val": loop.last_val},
         "test": test,
-        "steps": step,
-        "epochs": round(step / plan.steps_per_epoch, 3),
+        "steps": loop.step,
+        "epochs": round(loop.step / plan.steps_per_epoch, 3),
         "batch_size": B,
         "num_params": n_params,
         "devices": layout.num_devices,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
         "train_time_s": round(train_s, 3),
-        "samples_per_s": round(step * B / max(train_s - (first_step_s or 0.0), 1e-9), 1),
-    }, best_state
+        "samples_per_s": round(loop.step * B / max(train_s - (first_step_s or 0.0), 1e-9), 1),
+    }
+    for h in hooks:
+        h.on_end(ctx, loop, summary)
+    return summary, loop.best_state
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -255,7 +295,13 @@ def data_like(x: jax.Array, batch: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((batch, *x.shape[1:]), x.dtype)
 
 
-def cfg_unroll(cfg: Any, model: nnx.Module, n: int) -> int:
+def zeros_like_fn(shapes: Any, layout: Layout) -> Callable[[], Any]:
+    """A compiled function returning a fresh zero accumulator (replicated)."""
+    return jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
+                   out_shardings=layout.replicated)
+
+
+def scan_unroll(model: nnx.Module, n: int) -> int:
     """Scan unrolling for fused steps: XLA CPU runs convolution gradients far slower
     inside a rolled scan (measured 12x), so models with convs unroll fully there."""
     has_conv = any(isinstance(m, nnx.Conv) for _, m in nnx.iter_graph(model))
@@ -273,8 +319,8 @@ def short(train: dict, val: dict) -> dict[str, str]:
     return out
 
 
-def make_progress(enabled: bool, total: int):
+def make_progress(enabled: bool, total: int, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, leave=False,
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, leave=False,
                 mininterval=0.5, smoothing=0.1)

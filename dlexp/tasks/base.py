@@ -37,8 +37,8 @@ class Task:
     def init_state(self, sm: "SplitModel", tx) -> dict:
         return {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
 
-    def make_train_step(self, sm: "SplitModel", tx) -> Callable:
-        return make_train_step(self, sm, tx)
+    def make_train_step(self, sm: "SplitModel", tx, axis_name: str | None = None) -> Callable:
+        return make_train_step(self, sm, tx, axis_name)
 
     def make_eval_step(self, sm: "SplitModel") -> Callable:
         return make_eval_step(self, sm)
@@ -76,8 +76,12 @@ def _forward(graphdef, params, rest, x, key, takes_rngs: bool):
     return out, new_rest
 
 
-def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation) -> Callable:
-    """(state, x, y, key) -> (state, metric sums): one optimizer update on one batch."""
+def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation, axis_name: str | None = None) -> Callable:
+    """(state, x, y, key) -> (state, metric sums): one optimizer update on one batch.
+
+    Under `pmap`, `axis_name` names the device axis: gradients are averaged and
+    metric sums added across it, so every replica applies the same update.
+    """
 
     def train_step(state, x, y, key):
         def loss_fn(params):
@@ -86,9 +90,14 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
             return jnp.mean(losses), (losses, out, rest)
 
         (_, (losses, out, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
+            rest = jax.lax.pmean(rest, axis_name)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         sums = task.sums(losses, out, y, jnp.ones(losses.shape, jnp.float32))
+        if axis_name is not None:
+            sums = jax.lax.psum(sums, axis_name)
         sums["grad_norm"] = optax.tree.norm(grads)
         return {"params": params, "rest": rest, "opt": opt, "step": state["step"] + 1}, sums
 
