@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlexp.data import Dataset
-from dlexp.data.loader import EvalSet, ResidentLoader, take_batch
+from dlexp.data.loader import EvalSet, ResidentLoader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.metrics import add_sums
 from dlexp.parallel import Layout, check_batch
@@ -125,9 +125,11 @@ def fit(
     layout: Layout,
     writers: Any,
     hooks: Sequence[Any] = (),
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> tuple[dict[str, Any], tuple[Any, Any]]:
     """Trains, evaluates on val at the cadence, keeps the best state, tests it.
 
+    `augment(x_batch, key)`, if given, transforms each training batch inside the step.
     Returns (the summary that summary.json holds, the best (params, rest)).
     """
     t_start = time.perf_counter()
@@ -153,21 +155,24 @@ def fit(
     B = plan.batch_size
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
 
-    def one_step(state, acc, x, y, order, i):
-        xb, yb = take_batch(x, y, order, i, B)
+    def one_step(state, acc, args, i):
+        xb, yb = train.batch(args, i)
         xb = jax.lax.with_sharding_constraint(xb, layout.batch)
         yb = jax.lax.with_sharding_constraint(yb, layout.batch)
         # Per-step key from the step number: a resumed run draws what an uninterrupted one would.
-        state, sums = train_step(state, xb, yb, jax.random.fold_in(dropout_key, state["step"]))
+        key = jax.random.fold_in(dropout_key, state["step"])
+        if augment is not None:
+            xb = augment(xb, jax.random.fold_in(key, 1))
+        state, sums = train_step(state, xb, yb, key)
         return state, add_sums(acc, sums)
 
-    def train_calls(state, acc, x, y, order, start, n: int):
+    def train_calls(state, acc, args, n: int):
         """`n` consecutive steps in one compiled call (lax.scan when n > 1)."""
         if n == 1:
-            return one_step(state, acc, x, y, order, start)
+            return one_step(state, acc, args, 0)
 
         def body(carry, i):
-            return one_step(*carry, x, y, order, start + i), None
+            return one_step(*carry, args, i), None
 
         (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=scan_unroll(model, n))
         return state, acc
@@ -178,9 +183,7 @@ def fit(
         return add_sums(acc, eval_step(params, rest, x[b], y[b], w[b]))
 
     eval_fn = jax.jit(eval_batch, donate_argnums=0)
-    sums_shape = jax.eval_shape(
-        lambda s, x, y: train_step(s, x, y, dropout_key)[1], loop.state, data_like(train.x, B), data_like(train.y, B)
-    )
+    sums_shape = jax.eval_shape(lambda s, xy: train_step(s, *xy, dropout_key)[1], loop.state, train.example())
     zeros_fn = zeros_like_fn(sums_shape, layout)
     eval_zeros = zeros_like_fn({k: v for k, v in sums_shape.items() if k != "grad_norm"}, layout)
 
@@ -198,7 +201,6 @@ def fit(
     # ------------------------------------------------------------------ loop
     progress = make_progress(cfg.progress, plan.total_steps, initial=loop.step)
     acc = zeros_fn()
-    order = train.order(loop.epoch)
     window_start, window_steps = time.perf_counter(), 0
     last_log = last_eval = loop.step
     first_step_s = None
@@ -207,7 +209,7 @@ def fit(
     while loop.step < plan.total_steps and not loop.stop:
         in_epoch = loop.step - loop.epoch * plan.steps_per_epoch
         n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step)
-        loop.state, acc = train_fn(loop.state, acc, train.x, train.y, order, in_epoch, n=n)
+        loop.state, acc = train_fn(loop.state, acc, train.call_args(loop.epoch, in_epoch, n), n=n)
         if first_step_s is None:
             jax.block_until_ready(loop.state)
             first_step_s = time.perf_counter() - t_start
@@ -217,7 +219,6 @@ def fit(
         progress.update(n)
         if loop.step - loop.epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
             loop.epoch += 1
-            order = train.order(loop.epoch)
         step = loop.step
         done = step == plan.total_steps
 
@@ -289,10 +290,6 @@ def fit(
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def data_like(x: jax.Array, batch: int) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct((batch, *x.shape[1:]), x.dtype)
 
 
 def zeros_like_fn(shapes: Any, layout: Layout) -> Callable[[], Any]:

@@ -1,7 +1,11 @@
-"""Data resident on device: put there once, batches gathered inside the jitted step.
+"""Loaders: where the trainer's batches come from.
 
-The epoch order is a seeded numpy permutation (`epoch_order`), so any other loader
-that uses it (e.g. one streaming from Parquet) draws the same batches.
+A loader gives the trainer, for each compiled call of `n` steps, a pytree of device
+arrays (`call_args`), and inside the jitted call picks batch `i` out of it
+(`batch`). `ResidentLoader` keeps the whole split on device and gathers rows there;
+a streaming loader can hand over `n` prefetched batches instead, and the loop does
+not change. The epoch order is a seeded numpy permutation (`epoch_order`), so every
+loader draws the same batches for the same seed.
 """
 
 from __future__ import annotations
@@ -28,9 +32,25 @@ class ResidentLoader:
         self.x = jax.device_put(x, sharding)
         self.y = jax.device_put(y, sharding)
         self.steps_per_epoch = self.n // batch_size
+        self._epoch, self._order = None, None
 
-    def order(self, epoch: int) -> jax.Array:
-        return jax.device_put(epoch_order(self.n, self.seed, epoch, self.batch_size), self.sharding)
+    def example(self) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+        """Shape and dtype of one batch (x, y), for tracing without data."""
+        b = self.batch_size
+        return (jax.ShapeDtypeStruct((b, *self.x.shape[1:]), self.x.dtype),
+                jax.ShapeDtypeStruct((b, *self.y.shape[1:]), self.y.dtype))
+
+    def call_args(self, epoch: int, start: int, n: int):
+        """Device arrays for steps start..start+n-1 of `epoch` (only the order is new per epoch)."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = jax.device_put(epoch_order(self.n, self.seed, epoch, self.batch_size), self.sharding)
+        return (self.x, self.y, self._order, np.int32(start))
+
+    def batch(self, args, i):
+        """Inside jit: batch i of a call."""
+        x, y, order, start = args
+        return take_batch(x, y, order, start + i, self.batch_size)
 
 
 def take_batch(x, y, order, i, batch_size: int):
