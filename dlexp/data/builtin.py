@@ -30,6 +30,11 @@ def cached_parquet(cache_dir: str, name: str, make: Callable[[], pl.DataFrame]) 
     return path
 
 
+def spec_digest(**spec) -> str:
+    """A short name for generated data: same spec, same cached file."""
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _sklearn_frame(loader: str, pixel_names: bool = False) -> Callable[[], pl.DataFrame]:
     def make() -> pl.DataFrame:
         import sklearn.datasets
@@ -103,8 +108,7 @@ def synthetic(
     if rows < 1:
         raise DataError(f"dataset.rows={rows} must be at least 1")
     shape = [int(s) for s in shape] if kind == "image" else [int(features)]
-    spec = dict(kind=kind, rows=rows, shape=shape, classes=num_classes, noise=noise, seed=data_seed, task=task)
-    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    digest = spec_digest(kind=kind, rows=rows, shape=shape, classes=num_classes, noise=noise, seed=data_seed, task=task)
 
     def make() -> pl.DataFrame:
         rng = np.random.default_rng(data_seed)
@@ -125,4 +129,47 @@ def synthetic(
         path=path, label="label", image_shape=shape if kind == "image" else None,
         task="regression" if task == "regression" else "classification",
         val_fraction=val_fraction, test_fraction=test_fraction, split=split, scale=scale, seed=seed,
+    )
+
+
+def series(
+    *,
+    cache_dir: str,
+    ids: int = 8,
+    length: int = 400,
+    noise: float = 0.1,
+    lookback: int = 32,
+    horizon: int = 1,
+    stride: int = 1,
+    data_seed: int = 0,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+) -> Dataset:
+    """Noisy sine waves (one per id, each its own period, phase and amplitude) as a long
+    table `id, t, value`, cut into forecasting windows by `dlexp.data.series.timeseries`."""
+    from dlexp.data.series import timeseries
+    from dlexp.errors import DataError
+
+    if ids < 1 or length < 1:
+        raise DataError(f"dataset.ids={ids} and dataset.length={length} must be at least 1")
+    digest = spec_digest(ids=ids, length=length, noise=noise, seed=data_seed)
+
+    def make() -> pl.DataFrame:
+        rng = np.random.default_rng(data_seed)
+        t = np.arange(length)
+        period = rng.uniform(16, 64, size=(ids, 1))
+        phase = rng.uniform(0, 2 * np.pi, size=(ids, 1))
+        amp = rng.uniform(0.5, 2.0, size=(ids, 1))
+        value = amp * np.sin(2 * np.pi * t / period + phase) + noise * rng.normal(size=(ids, length))
+        return pl.DataFrame({
+            "id": np.repeat(np.arange(ids, dtype=np.int32), length),
+            "t": np.tile(t.astype(np.int32), ids),
+            "value": value.astype(np.float32).ravel(),
+        })
+
+    path = cached_parquet(cache_dir, f"series_{digest}", make)
+    return timeseries(
+        path=path, target="value", features=["value"], id_column="id", time_column="t", lookback=lookback,
+        horizon=horizon, stride=stride, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
     )

@@ -30,7 +30,9 @@ class Dataset:
 
     @property
     def num_outputs(self) -> int:
-        return len(self.classes) if self.task == "classification" else 1
+        if self.task == "classification":
+            return len(self.classes)
+        return int(np.prod(self.y["train"].shape[1:]))  # 1, or a forecast horizon
 
     def sizes(self) -> dict[str, int]:
         return {s: int(self.x[s].shape[0]) for s in SPLITS}

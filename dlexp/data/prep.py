@@ -33,16 +33,16 @@ class Prep:
         if scale == "standard":
             mean = train.select(pl.col(features).mean()).row(0)
             std = train.select(pl.col(features).std(ddof=0)).row(0)
-            prep.stats = {c: {"mean": float(m or 0.0), "std": _safe(s)} for c, m, s in zip(features, mean, std)}
+            prep.stats = {c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(features, mean, std)}
         elif scale == "minmax":
             lo = train.select(pl.col(features).min()).row(0)
             hi = train.select(pl.col(features).max()).row(0)
-            prep.stats = {c: {"min": float(a or 0.0), "range": _safe((b or 0.0) - (a or 0.0))} for c, a, b in zip(features, lo, hi)}
+            prep.stats = {c: {"min": float(a or 0.0), "range": safe_scale((b or 0.0) - (a or 0.0))} for c, a, b in zip(features, lo, hi)}
         y = train.get_column(label)
         if task == "classification":
             prep.classes = sorted(y.unique().to_list())
         else:
-            prep.target = {"mean": float(y.mean()), "std": _safe(y.std(ddof=0))}
+            prep.target = {"mean": float(y.mean()), "std": safe_scale(y.std(ddof=0))}
         return prep
 
     # ------------------------------------------------------------ transform
@@ -87,7 +87,7 @@ class Prep:
         return cls(**d)
 
 
-def _safe(v) -> float:
+def safe_scale(v) -> float:
     """A scale that is 0 or missing (a constant column) divides by 1 instead."""
     v = float(v) if v is not None else 0.0
     return v if v > 1e-12 and np.isfinite(v) else 1.0
