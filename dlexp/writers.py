@@ -35,6 +35,14 @@ class TensorBoardWriter:
     def image(self, tag: str, image_hwc, step: int) -> None:
         self.w.add_image(tag, image_hwc, step, dataformats="HWC")
 
+    def histogram(self, tag: str, values, step: int) -> None:
+        self.w.add_histogram(tag, values, step)
+
+    def embedding(self, tag: str, features, metadata: list, header: list[str], images_nchw, step: int) -> None:
+        """Projector files under tb/<step>/<tag>/ plus tb/projector_config.pbtxt."""
+        self.w.add_embedding(features, metadata=metadata, metadata_header=header, label_img=images_nchw,
+                             global_step=step, tag=tag)
+
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """Writes the HParams plugin's session into this run (not a sub-run, as
         SummaryWriter.add_hparams would), so TensorBoard pairs it with this run's scalars."""
@@ -69,6 +77,12 @@ class JsonlWriter:
         pass
 
     def image(self, tag: str, image_hwc, step: int) -> None:
+        pass
+
+    def histogram(self, tag: str, values, step: int) -> None:
+        pass
+
+    def embedding(self, tag: str, features, metadata: list, header: list[str], images_nchw, step: int) -> None:
         pass
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:

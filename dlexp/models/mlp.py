@@ -24,6 +24,9 @@ class MLP(nnx.Module):
         self.body = DenseStack(math.prod(in_shape), hidden, act=get_activation(activation), dropout=dropout, rngs=rngs)
         self.head = nnx.Linear(self.body.d_out, num_outputs, rngs=rngs)
 
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the head sees (the embedding projector shows it)."""
+        return self.body(x.reshape(x.shape[0], -1), rngs=rngs)
+
     def __call__(self, x, rngs=None):
-        x = x.reshape(x.shape[0], -1)
-        return self.head(self.body(x, rngs=rngs))
+        return self.head(self.features(x, rngs=rngs))

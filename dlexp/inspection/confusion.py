@@ -1,0 +1,45 @@
+"""The test confusion matrix of the best state, into summary.json.
+
+The trainer's evaluation returns finished metrics only; the report (and anyone reading
+summary.json) wants the matrix behind them. This hook runs the task's own eval step
+over the test split once more and keeps its `confusion` sums, so the matrix agrees
+with the test accuracy and F1 by construction.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from dlexp.hooks import Hook
+
+CHUNK = 256  # one compiled shape: the last chunk is padded with zero-weight rows
+
+
+def confusion_matrix(eval_step, params, rest, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """[true, predicted] counts from the task's eval sums; None if the task has no confusion."""
+    step = jax.jit(eval_step)
+    total = None
+    for start in range(0, len(x), CHUNK):
+        xb, yb = x[start:start + CHUNK], y[start:start + CHUNK]
+        pad = CHUNK - len(xb)
+        w = np.concatenate([np.ones(len(xb), np.float32), np.zeros(pad, np.float32)])
+        xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+        yb = np.concatenate([yb, np.zeros((pad, *yb.shape[1:]), yb.dtype)])
+        sums = step(params, rest, xb, yb, w)
+        if "confusion" not in sums:
+            return None
+        cm = np.asarray(jax.device_get(sums["confusion"]))
+        total = cm if total is None else total + cm
+    return total
+
+
+class TestConfusion(Hook):
+    def on_end(self, ctx, loop, summary: dict) -> None:
+        if ctx.data.task != "classification":
+            return
+        params, rest = loop.best_state
+        cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"])
+        if cm is not None:
+            classes = ctx.data.classes or list(range(cm.shape[0]))
+            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": cm.round().astype(int).tolist()}

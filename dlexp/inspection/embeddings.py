@@ -1,0 +1,103 @@
+"""Penultimate-layer features of validation samples, for TensorBoard's projector.
+
+Which features: a model that defines `features(x)` (the part of `__call__` before the
+output layer, so that `__call__(x) == head(features(x))`; mlp and cnn do) gives those;
+any other model gives its outputs (logits), which the projector shows just as well,
+only with fewer dimensions. At the end of a run the hook embeds a seeded sample of the
+val split through the best state and writes, under the run's tb/ dir:
+
+  tensors.tsv    one feature row per sample
+  metadata.tsv   label, predicted, correct (regression: target, prediction, abs_error)
+  sprite.png     the sample images, for image data
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import jax
+import numpy as np
+from flax import nnx
+
+from dlexp.hooks import Hook
+
+log = logging.getLogger("dlexp")
+TAG = "val_features"
+
+
+def features_and_outputs(graphdef, params, rest, x):
+    """Pure: (penultimate features, outputs) in eval mode; features = outputs without `features`."""
+    model = nnx.merge(graphdef, params, rest)
+    out = model(x)
+    feats = model.features(x) if callable(getattr(model, "features", None)) else out
+    return feats.reshape(feats.shape[0], -1), out
+
+
+def sample_indices(n: int, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, min(k, n), replace=False))
+
+
+def metadata_rows(task: str, y: np.ndarray, out: np.ndarray, classes, target_scale) -> tuple[list[str], list[list]]:
+    """(header, rows): what the projector can colour and search points by."""
+    if task == "classification":
+        names = list(classes) if classes else list(range(out.shape[-1]))
+        pred = out.argmax(-1)
+        return ["label", "predicted", "correct"], [[names[t], names[p], bool(t == p)] for t, p in zip(y, pred)]
+    mean, std = target_scale
+    target, prediction = y * std + mean, out.reshape(y.shape) * std + mean
+    return ["target", "prediction", "abs_error"], [
+        [f"{t:.4g}", f"{p:.4g}", f"{abs(t - p):.4g}"] for t, p in zip(target, prediction)
+    ]
+
+
+def sprite_images(x: np.ndarray, prep: dict) -> np.ndarray | None:
+    """Images as NCHW in [0, 1], padded square (the projector's rule); None for non-image data."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        return None
+    x = unscale(x, prep)
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    hi = x.max(axis=(1, 2, 3), keepdims=True)
+    x = (x - lo) / np.maximum(hi - lo, 1e-12)  # each image to the full grey range
+    n, h, w, c = x.shape
+    side = max(h, w)
+    square = np.zeros((n, side, side, c), np.float32)
+    square[:, :h, :w] = x
+    return square.transpose(0, 3, 1, 2)
+
+
+def unscale(x: np.ndarray, prep: dict) -> np.ndarray:
+    """Undoes the per-pixel scaling of prep.json, so sprites look like the raw images."""
+    feats, stats, scale = prep.get("features") or [], prep.get("stats") or {}, prep.get("scale")
+    if len(feats) != math.prod(x.shape[1:]) or not all(f in stats for f in feats):
+        return x
+    flat = x.reshape(len(x), -1)
+    if scale == "standard":
+        flat = flat * np.array([stats[f]["std"] for f in feats]) + np.array([stats[f]["mean"] for f in feats])
+    elif scale == "minmax":
+        flat = flat * np.array([stats[f]["range"] for f in feats]) + np.array([stats[f]["min"] for f in feats])
+    return flat.reshape(x.shape).astype(np.float32)
+
+
+class Embeddings(Hook):
+    """Writes the projector data once, at the end of a run, from the best state."""
+
+    def __init__(self, samples: int = 500, seed: int = 0):
+        self.samples = int(samples)
+        self.seed = seed
+
+    def on_end(self, ctx, loop, summary: dict) -> None:
+        data = ctx.data
+        idx = sample_indices(len(data.x["val"]), self.samples, self.seed)
+        x, y = data.x["val"][idx], data.y["val"][idx]
+        params, rest = loop.best_state
+        graphdef = ctx.model.eval_def
+        if not callable(getattr(nnx.merge(graphdef, params, rest), "features", None)):
+            log.info("embeddings: the model has no features(x); the projector shows its outputs instead")
+        forward = jax.jit(lambda p, r, xb: features_and_outputs(graphdef, p, r, xb))
+        feats, out = jax.device_get(forward(params, rest, x))
+        header, rows = metadata_rows(data.task, y, np.asarray(out), data.classes, data.target_scale)
+        images = sprite_images(x, data.prep)
+        ctx.writers.embedding(TAG, np.asarray(feats), rows, header, images, loop.step)
