@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,9 +23,18 @@ class Dataset:
     classes: list | None = None  # class names, in id order
     target_scale: tuple[float, float] = (0.0, 1.0)  # regression: y = (raw - mean) / std
     prep: dict[str, Any] = field(default_factory=dict)  # the fitted preparation (prep.json)
+    weights: dict[str, np.ndarray] | None = None  # per-row weights from dataset.weight, per split
+    # Cross-validation: each split's row ids in the cleaned table, class ids of every row,
+    # and `resplit(rows) -> Dataset`, which prepares new splits (fitted on their train rows).
+    rows: dict[str, np.ndarray] | None = None
+    row_labels: np.ndarray | None = None
+    resplit: Callable[[dict[str, np.ndarray]], "Dataset"] | None = field(default=None, repr=False)
+    stream: Any = None  # a TrainStream when the train split stays on disk (x["train"] is None, y stays)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.stream is not None:
+            return tuple(self.stream.x_shape)
         return tuple(self.x["train"].shape[1:])
 
     @property
@@ -35,7 +44,7 @@ class Dataset:
         return int(np.prod(self.y["train"].shape[1:]))  # 1, or a forecast horizon
 
     def sizes(self) -> dict[str, int]:
-        return {s: int(self.x[s].shape[0]) for s in SPLITS}
+        return {s: int(self.y[s].shape[0]) for s in SPLITS}
 
     def check_nonempty(self) -> None:
         for split, n in self.sizes().items():

@@ -10,9 +10,13 @@ loader draws the same batches for the same seed.
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import polars as pl
 
 
 def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
@@ -57,6 +61,118 @@ def take_batch(x, y, order, i, batch_size: int):
     """Inside jit: rows order[i*B:(i+1)*B] of the resident arrays."""
     idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
     return jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+
+
+def make_loader(data, batch_size: int, seed: int, sharding, steps_per_call: int = 1, buffer_mb: float = 256.0):
+    """The train loader a data set asks for: streamed when its train split stays on disk."""
+    if data.stream is not None:
+        return StreamingLoader(data.stream, data.y["train"], batch_size, seed, sharding, steps_per_call, buffer_mb)
+    return ResidentLoader(data.x["train"], data.y["train"], batch_size, seed, sharding)
+
+
+class StreamingLoader:
+    """The train split read from its prepared Parquet file, in the epoch order.
+
+    The epoch order is cut into windows of whole calls that fit in `buffer_mb`; a
+    background thread reads each window's rows with Polars (`collect_batches`, one
+    pass over the file per window), cuts it into calls of `steps_per_call` batches and
+    puts them on device ahead of the loop (a queue of `prefetch` calls). Memory stays
+    at about one window plus the queue, whatever the file's size.
+    """
+
+    def __init__(self, stream, y: np.ndarray, batch_size: int, seed: int, sharding, steps_per_call: int = 1,
+                 buffer_mb: float = 256.0, prefetch: int = 2):
+        self.stream, self.y = stream, y
+        self.n, self.batch_size, self.seed, self.sharding = stream.rows, batch_size, seed, sharding
+        self.steps_per_epoch = self.n // batch_size
+        self.chunk = max(1, int(steps_per_call))
+        row_bytes = 4 * int(np.prod(stream.x_shape))
+        fit = int(buffer_mb * 2**20) // (row_bytes * batch_size)  # steps whose rows fit the buffer
+        self.window_steps = max(self.chunk, fit // self.chunk * self.chunk)
+        self.prefetch = prefetch
+        self._queue, self._thread, self._stop = None, None, None
+
+    def example(self) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+        b = self.batch_size
+        return (jax.ShapeDtypeStruct((b, *self.stream.x_shape), np.float32),
+                jax.ShapeDtypeStruct((b, *self.y.shape[1:]), self.y.dtype))
+
+    def call_args(self, epoch: int, start: int, n: int):
+        """The next prefetched call; a jump (a resumed run) restarts the reader there."""
+        item = self._next() if self._queue is not None else None
+        if item is None or item[:2] != (epoch, start) or item[2].shape[0] < n:
+            self._start(epoch, start)
+            item = self._next()
+        _, _, xs, ys = item
+        return (xs[:n], ys[:n]) if xs.shape[0] > n else (xs, ys)
+
+    def _next(self):
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def batch(self, args, i):
+        """Inside jit: batch i of a call."""
+        xs, ys = args
+        return jax.lax.dynamic_index_in_dim(xs, i, keepdims=False), jax.lax.dynamic_index_in_dim(ys, i, keepdims=False)
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            while self._thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            self._queue = self._thread = self._stop = None
+
+    def _start(self, epoch: int, start: int) -> None:
+        self.close()
+        self._queue, self._stop = queue.Queue(maxsize=self.prefetch), threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(epoch, start, self._stop, self._queue), daemon=True)
+        self._thread.start()
+
+    def _produce(self, epoch: int, start: int, stop: threading.Event, out: queue.Queue) -> None:
+        B, shape = self.batch_size, self.stream.x_shape
+        try:
+            while not stop.is_set():
+                order = epoch_order(self.n, self.seed, epoch, B)
+                for w0 in range(start, self.steps_per_epoch, self.window_steps):
+                    w1 = min(w0 + self.window_steps, self.steps_per_epoch)
+                    rows = order[w0 * B : w1 * B]
+                    xw, yw = read_rows(self.stream.path, self.stream.columns, rows), self.y[rows]
+                    for c in range(w0, w1, self.chunk):
+                        k = min(self.chunk, w1 - c)
+                        a, b = (c - w0) * B, (c - w0 + k) * B
+                        xs = jax.device_put(xw[a:b].reshape(k, B, *shape), self.sharding)
+                        ys = jax.device_put(yw[a:b].reshape(k, B, *yw.shape[1:]), self.sharding)
+                        while not stop.is_set():
+                            try:
+                                out.put((epoch, c, xs, ys), timeout=0.1)
+                                break
+                            except queue.Full:
+                                pass
+                        if stop.is_set():
+                            return
+                epoch, start = epoch + 1, 0
+        except BaseException as e:  # handed to the loop, which raises it
+            out.put(e)
+
+
+def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """float32 [len(rows), len(columns)]: the given rows of a Parquet file, in the given
+    order, read in one streaming pass (only the batches holding wanted rows are gathered)."""
+    order = np.argsort(rows, kind="stable")
+    wanted = rows[order]
+    out = np.empty((len(rows), len(columns)), np.float32)
+    offset = 0
+    for df in pl.scan_parquet(path).select(list(columns)).collect_batches(chunk_size=chunk_rows):
+        lo, hi = np.searchsorted(wanted, [offset, offset + df.height])
+        if hi > lo:
+            out[order[lo:hi]] = df[wanted[lo:hi] - offset].to_numpy()
+        offset += df.height
+    return out
 
 
 class EvalSet:

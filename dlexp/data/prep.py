@@ -1,70 +1,164 @@
 """Feature preparation fitted on the train split only, and saved so that evaluation
-and inference apply exactly the same transform (`Prep.to_dict` -> prep.json)."""
+and inference apply exactly the same transform (`Prep.to_dict` -> prep.json;
+`Prep.from_dict(d).transform(frame)` on a new file gives the model's inputs).
+
+Order: fill missing values, clip outliers, encode categories, scale. Tabular columns
+become Polars expressions (so a streamed split is prepared by Polars as it is read);
+an image column and sequence columns are shaped in numpy.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 import polars as pl
 
+from dlexp.data import clean
 from dlexp.errors import DataError
 
-SCALES = ("standard", "minmax", "none")
+SCALES = ("standard", "minmax", "none", "unit", "channel")  # unit / channel: images
+ENCODINGS = ("onehot", "ordinal")
 
 
 @dataclass
 class Prep:
-    features: list[str]
+    features: list[str]  # numeric feature columns
     label: str
     task: str
     scale: str = "standard"
     classes: list | None = None  # classification: label values in id order
-    stats: dict[str, dict[str, float]] = field(default_factory=dict)  # per feature column
+    stats: dict[str, Any] = field(default_factory=dict)  # per column {mean, std} or {min, range}
     target: dict[str, float] = field(default_factory=dict)  # regression: mean and std of y
     image_shape: list[int] | None = None
+    categorical: list[str] = field(default_factory=list)
+    encode: str = "onehot"
+    categories: dict[str, list] = field(default_factory=dict)  # train categories per column
+    image: Optional[str] = None
+    sequence: list[str] = field(default_factory=list)
+    sequence_length: Optional[int] = None
+    weight: Optional[str] = None
+    fills: dict[str, Any] = field(default_factory=dict)  # missing values: column -> fill value
+    outliers: Optional[str] = None
+    outlier_action: str = "clip"
+    bounds: dict[str, list[float]] = field(default_factory=dict)  # column -> [low, high]
 
     # ------------------------------------------------------------------ fit
-    @classmethod
-    def fit(cls, train: pl.DataFrame, *, features, label, task, scale, image_shape=None) -> "Prep":
-        if scale not in SCALES:
-            raise DataError(f"dataset.scale={scale!r} is not valid; choose one of {', '.join(SCALES)}")
-        prep = cls(list(features), label, task, scale, image_shape=list(image_shape) if image_shape else None)
-        if scale == "standard":
-            mean = train.select(pl.col(features).mean()).row(0)
-            std = train.select(pl.col(features).std(ddof=0)).row(0)
-            prep.stats = {c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(features, mean, std)}
-        elif scale == "minmax":
-            lo = train.select(pl.col(features).min()).row(0)
-            hi = train.select(pl.col(features).max()).row(0)
-            prep.stats = {c: {"min": float(a or 0.0), "range": safe_scale((b or 0.0) - (a or 0.0))} for c, a, b in zip(features, lo, hi)}
-        y = train.get_column(label)
-        if task == "classification":
-            prep.classes = sorted(y.unique().to_list())
-        else:
-            prep.target = {"mean": float(y.mean()), "std": safe_scale(y.std(ddof=0))}
-        return prep
+    def fit(self, train: pl.LazyFrame, *, rules: dict[str, Any], threshold: Optional[float] = None) -> "Prep":
+        """Fits fills, outlier bounds, categories, scaling and the target on `train` only."""
+        if self.scale not in SCALES:
+            raise DataError(f"dataset.scale={self.scale!r} is not valid; choose one of {', '.join(SCALES)}")
+        if self.encode not in ENCODINGS:
+            raise DataError(f"dataset.encode={self.encode!r} is not valid; choose one of {', '.join(ENCODINGS)}")
+        self.fills = clean.fit_fills(train, {c: r for c, r in rules.items() if r != "drop"})
+        train = train.with_columns([clean.fill_expr(c, self.fills) for c in self.fills])
+        if self.outliers:
+            clean.check_action(self.outlier_action)
+            self.bounds = clean.fit_bounds(train, self.features, self.outliers, threshold)
+            if self.outlier_action == "drop":
+                train = train.filter(~clean.outlier_mask(self.bounds))
+            train = train.with_columns([self._clipped(c) for c in self.bounds])
+        for c in self.categorical:
+            values = train.select(pl.col(c).drop_nulls().unique()).collect().to_series().to_list()
+            self.categories[c] = sorted(values, key=lambda v: (str(type(v)), v))
+        self.stats = self._fit_scale(train)
+        if self.task == "regression":
+            y = train.select(pl.col(self.label).cast(pl.Float64).alias("y")).collect().to_series()
+            self.target = {"mean": float(y.mean()), "std": safe_scale(y.std(ddof=0))}
+        return self
+
+    def _fit_scale(self, train: pl.LazyFrame) -> dict[str, Any]:
+        if self.image:
+            return self._fit_image_scale(train)
+        cols = self.features if not self.sequence else self.sequence
+        if not cols:
+            return {}
+        if self.sequence:
+            train = train.select([pl.col(c).list.eval(pl.element().cast(pl.Float64)).explode() for c in cols])
+        x = [pl.col(c).cast(pl.Float64) for c in cols]
+        pixels = self.image_shape is not None and self.scale in ("unit", "channel")
+        if self.scale == "standard" or (pixels and self.scale == "channel"):
+            if pixels:
+                return _channel_stats(train, cols, self.image_shape[-1])
+            a = train.select([e.mean() for e in x]).collect().row(0)
+            b = train.select([e.std(ddof=0) for e in x]).collect().row(0)
+            return {c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(cols, a, b)}
+        if self.scale in ("minmax", "unit"):
+            lo = train.select([e.min() for e in x]).collect().row(0)
+            hi = train.select([e.max() for e in x]).collect().row(0)
+            if self.scale == "unit":  # one min and range for every pixel
+                lo_all = min((v for v in lo if v is not None), default=0.0)
+                hi_all = max((v for v in hi if v is not None), default=1.0)
+                lo, hi = [lo_all] * len(cols), [hi_all] * len(cols)
+            return {c: {"min": float(a or 0.0), "range": safe_scale((b or 0.0) - (a or 0.0))} for c, a, b in zip(cols, lo, hi)}
+        return {}
+
+    def _fit_image_scale(self, train: pl.LazyFrame) -> dict[str, Any]:
+        if self.scale == "none":
+            return {}
+        x = self._image_array(train.select(self.image).collect())
+        if self.scale in ("unit", "minmax"):
+            lo, hi = float(x.min()), float(x.max())
+            return {self.image: {"min": lo, "range": safe_scale(hi - lo)}}
+        flat = x.reshape(-1, x.shape[-1]).astype(np.float64)  # per channel
+        return {self.image: {"mean": flat.mean(0).tolist(), "std": [safe_scale(s) for s in flat.std(0)]}}
 
     # ------------------------------------------------------------ transform
+    def _clipped(self, c: str) -> pl.Expr:
+        lo, hi = self.bounds[c]
+        return pl.col(c).cast(pl.Float64).clip(lo, hi).alias(c)
+
     def features_expr(self) -> list[pl.Expr]:
-        """One float32 expression per feature column: the fitted scaling."""
+        """One float32 expression per tabular input: fill, clip, scale; categories encoded."""
         exprs = []
         for c in self.features:
-            e = pl.col(c).cast(pl.Float32)
-            s = self.stats.get(c)
-            if self.scale == "standard":
-                e = (e - s["mean"]) / s["std"]
-            elif self.scale == "minmax":
-                e = (e - s["min"]) / s["range"]
-            exprs.append(e.cast(pl.Float32).alias(c))
+            e = clean.fill_expr(c, self.fills).cast(pl.Float64)
+            if c in self.bounds:
+                lo, hi = self.bounds[c]
+                e = e.clip(lo, hi)
+            exprs.append(_scaled(e, self.stats.get(c)).cast(pl.Float32).alias(c))
+        for c in self.categorical:
+            e, cats = clean.fill_expr(c, self.fills), self.categories[c]
+            if self.encode == "onehot":  # an unseen category is all zeros
+                exprs += [(e == v).fill_null(False).cast(pl.Float32).alias(f"{c}={v}") for v in cats]
+            else:  # an unseen category (or a null) is -1
+                codes = {v: float(i) for i, v in enumerate(cats)}
+                exprs.append(e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c))
         return exprs
 
-    def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(x float32 [n, *input_shape], y) for a frame holding the feature and label columns."""
+    def input_names(self) -> list[str]:
+        names = list(self.features)
+        for c in self.categorical:
+            names += [f"{c}={v}" for v in self.categories[c]] if self.encode == "onehot" else [c]
+        return names
+
+    def transform_x(self, df: pl.DataFrame) -> np.ndarray:
+        """float32 [n, *input_shape] for a frame holding the input columns."""
+        if self.image:
+            x = self._image_array(df.select(self.image))
+            s = self.stats.get(self.image)
+            if s and "min" in s:
+                x = (x - np.float32(s["min"])) / np.float32(s["range"])
+            elif s:
+                x = (x - np.asarray(s["mean"], np.float32)) / np.asarray(s["std"], np.float32)
+            return np.ascontiguousarray(x, np.float32)
+        if self.sequence:
+            return np.stack([self._sequence_array(df, c) for c in self.sequence], axis=-1)
         x = df.select(self.features_expr()).to_numpy(order="c")
-        if self.image_shape:
-            x = x.reshape((x.shape[0], *self.image_shape))
-        return x, self.transform_label(df.get_column(self.label))
+        return x.reshape((x.shape[0], *self.image_shape)) if self.image_shape else x
+
+    def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
+        return self.transform_x(df), self.transform_label(df.get_column(self.label))
+
+    def transform_weight(self, df: pl.DataFrame) -> Optional[np.ndarray]:
+        if not self.weight:
+            return None
+        w = df.get_column(self.weight)
+        if w.null_count():
+            raise DataError(f"weight column {self.weight!r} holds {w.null_count()} nulls")
+        return w.cast(pl.Float32).to_numpy()
 
     def transform_label(self, y: pl.Series) -> np.ndarray:
         if self.task == "classification":
@@ -72,11 +166,44 @@ class Prep:
             unseen = set(y.unique().to_list()) - set(index)
             if unseen:
                 raise DataError(
-                    f"label column {self.label!r} holds classes not seen in training: {sorted(map(str, unseen))[:10]}"
+                    f"label column {self.label!r} holds classes the run was not trained on: {sorted(map(str, unseen))[:10]}"
                 )
             return y.replace_strict(index, return_dtype=pl.Int32).to_numpy()
         t = self.target
         return ((y.cast(pl.Float64) - t["mean"]) / t["std"]).cast(pl.Float32).to_numpy()
+
+    def _image_array(self, frame: pl.DataFrame) -> np.ndarray:
+        s = frame.get_column(self.image)
+        if s.null_count():
+            raise DataError(f"image column {self.image!r} holds {s.null_count()} null images")
+        if isinstance(s.dtype, pl.List):
+            n = int(np.prod(self.image_shape)) if self.image_shape else None
+            lengths = s.list.len().unique().to_list()
+            if n is None or lengths != [n]:
+                raise DataError(
+                    f"image column {self.image!r} holds lists of lengths {sorted(lengths)[:5]}; every image needs "
+                    f"dataset.image_shape={self.image_shape} = {n} values"
+                )
+            s = s.list.to_array(n)
+        x = s.to_numpy().astype(np.float32, copy=False)
+        shape = self.image_shape or (list(x.shape[1:]) + [1] if x.ndim == 3 else list(x.shape[1:]))
+        if int(np.prod(shape)) != int(np.prod(x.shape[1:])) or len(shape) != 3:
+            raise DataError(
+                f"image column {self.image!r} holds {list(x.shape[1:])} values per row; set dataset.image_shape "
+                f"to [H, W, C] with that many values (now {self.image_shape})"
+            )
+        self.image_shape = [int(v) for v in shape]
+        return x.reshape((x.shape[0], *shape))
+
+    def _sequence_array(self, df: pl.DataFrame, c: str) -> np.ndarray:
+        """[n, length]: scaled values, cut to `sequence_length`, zero-padded at the end."""
+        L = int(self.sequence_length)
+        s = self.stats.get(c)
+        e = pl.element().cast(pl.Float64).fill_null(0.0)
+        e = _scaled(e, s)
+        pad = pl.lit([0.0] * L, dtype=pl.List(pl.Float64))
+        col = pl.col(c).fill_null([]).list.eval(e).list.head(L).list.concat(pad).list.head(L).list.to_array(L)
+        return df.select(col).to_series().to_numpy().astype(np.float32)
 
     # ---------------------------------------------------------------- save
     def to_dict(self) -> dict:
@@ -84,7 +211,24 @@ class Prep:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Prep":
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _scaled(e: pl.Expr, s: Optional[dict]) -> pl.Expr:
+    if not s:
+        return e
+    return (e - s["mean"]) / s["std"] if "mean" in s else (e - s["min"]) / s["range"]
+
+
+def _channel_stats(train: pl.LazyFrame, cols: list[str], channels: int) -> dict[str, Any]:
+    """Pixel columns in H, W, C order: one mean and std per channel, over all its pixels."""
+    out = {}
+    for ch in range(channels):
+        mine = [c for i, c in enumerate(cols) if i % channels == ch]
+        v = train.select(pl.concat_list([pl.col(c).cast(pl.Float64) for c in mine]).alias("v")).explode("v")
+        m, s = v.select(pl.col("v").mean().alias("m"), pl.col("v").std(ddof=0).alias("s")).collect().row(0)
+        out.update({c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c in mine})
+    return out
 
 
 def safe_scale(v) -> float:

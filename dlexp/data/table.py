@@ -2,20 +2,23 @@
 
 Every source ends here, built-in data sets included (they are written to Parquet
 once and read back through this path), so a user's file gets the same checks,
-splits and preparation as the examples.
+cleaning, splits and preparation as the examples. The steps, in order: resolve the
+feature spec (columns.py), drop duplicate / null rows, split (splits.py), fit the
+preparation on the train rows (prep.py), transform every split, report.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import polars as pl
 
-from dlexp.data.dataset import Dataset
+from dlexp.data import clean, report, splits
+from dlexp.data.columns import resolve
+from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.prep import Prep
 from dlexp.data.sources import collect, scan
-from dlexp.data.splits import split_indices
 from dlexp.errors import DataError
 
 TASKS = ("auto", "classification", "regression")
@@ -26,94 +29,206 @@ def table(
     path: str,
     label: str,
     features: Optional[list[str]] = None,
+    categorical: Optional[list[str]] = None,
+    encode: str = "onehot",
+    image: Optional[str] = None,
+    image_shape: Optional[list[int]] = None,
+    sequence: Optional[list[str]] = None,
+    sequence_length: Optional[int] = None,
+    weight: Optional[str] = None,
     drop: Optional[list[str]] = None,
     format: str = "auto",
-    image_shape: Optional[list[int]] = None,
     task: str = "auto",
+    missing: Any = "error",
+    outliers: Optional[str] = None,
+    outlier_threshold: Optional[float] = None,
+    outlier_action: str = "clip",
+    dedupe: bool = False,
+    split: str = "stratified",
+    split_column: Optional[str] = None,
+    time_column: Optional[str] = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
-    split: str = "stratified",
     scale: str = "standard",
+    stream: Any = "auto",
+    max_resident_mb: float = 2048.0,
     seed: int = 0,
+    cache_dir: Optional[str] = None,
 ) -> Dataset:
-    """Reads `path`, splits it by fractions with `seed`, and prepares it (fitted on train).
+    """Reads `path`, cleans it, splits it with `seed`, and prepares it (fitted on train).
 
-    features: the feature columns; None means every column but the label and `drop`.
-    image_shape: reshape the features to this [H, W, C] (e.g. 64 pixel columns -> [8, 8, 1]).
+    features / categorical / sequence / drop: column names or `^regex$` patterns;
+    features=None means every column not named elsewhere. image: an Array / List column
+    of pixels, reshaped to image_shape [H, W, C]; with plain pixel columns, image_shape
+    alone reshapes the features. missing / outliers: see dlexp/data/clean.py.
+    split: random | stratified | column (split_column holds train/val/test) | time
+    (time_column orders the rows). stream: auto | true | false (auto: stream when the
+    prepared train split would exceed max_resident_mb).
     """
     lf = scan(path, format)
     schema = lf.collect_schema()
-    columns = list(schema.names())
-    if label not in schema:
-        raise DataError(f"dataset.label={label!r} is not a column of {path}; columns: {', '.join(columns)}")
-    drop = list(drop or [])
-    for c in drop:
-        if c not in schema:
-            raise DataError(f"dataset.drop names {c!r}, not a column of {path}; columns: {', '.join(columns)}")
-    if features is None:
-        features = [c for c in columns if c != label and c not in drop]
-    else:
-        features = list(features)
-        missing = [c for c in features if c not in schema]
-        if missing:
-            raise DataError(
-                f"dataset.features names {', '.join(map(repr, missing))}, not columns of {path}; "
-                f"columns: {', '.join(columns)}"
-            )
-    if not features:
-        raise DataError(f"dataset.features: no feature columns left in {path} (columns: {', '.join(columns)})")
-    bad = [f"{c} ({schema[c]})" for c in features if not (schema[c].is_numeric() or schema[c] == pl.Boolean)]
-    if bad:
-        raise DataError(
-            f"non-numeric feature columns in {path}: {', '.join(bad)}; "
-            "list only numeric columns in dataset.features, or drop these with dataset.drop"
-        )
-    if image_shape is not None and int(np.prod(image_shape)) != len(features):
+    extra = tuple(c for c in (split_column, time_column) if c)
+    for key, c in (("split_column", split_column), ("time_column", time_column)):
+        if c is not None and c not in schema:
+            raise DataError(f"dataset.{key}={c!r} is not a column of {path}; columns: {', '.join(schema.names())}")
+    cols = resolve(schema, path, label=label, features=features, categorical=categorical, image=image,
+                   sequence=sequence, weight=weight, drop=drop, exclude=extra)
+    if image_shape is not None and not image and not sequence and int(np.prod(image_shape)) != len(cols.numeric):
         raise DataError(
             f"dataset.image_shape={list(image_shape)} holds {int(np.prod(image_shape))} values "
-            f"but there are {len(features)} feature columns"
+            f"but there are {len(cols.numeric)} feature columns"
+        )
+    if cols.categorical and image_shape is not None and not image:
+        raise DataError("dataset.image_shape reshapes numeric pixel columns; it cannot hold categorical columns")
+    rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
+    nan_as_null = [pl.col(c).fill_nan(None) for c in cols.numeric if schema[c].is_float()]  # NaN is missing too
+    lf = lf.select(list(dict.fromkeys(cols.all + list(extra)))).with_columns(nan_as_null)
+    streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
+
+    # ------------------------------------------------------------------ rows
+    counts = lf.null_count().collect(engine="streaming").row(0, named=True)
+    clean.check_nulls(counts, rules, label, path)
+    frame = lf if streaming else collect(lf, path)
+    n_read = _height(frame)
+    if n_read == 0:
+        raise DataError(f"{path} has no rows")
+    dropped = {}
+    if dedupe:
+        frame = frame.unique(maintain_order=True, keep="first")
+        dropped["duplicates"] = n_read - _height(frame)
+    drop_cols = [c for c, r in rules.items() if r == "drop"]
+    if drop_cols:
+        before = _height(frame)
+        frame = frame.drop_nulls(subset=drop_cols)
+        dropped["rows with nulls"] = before - _height(frame)
+    if streaming:
+        frame = frame.with_row_index("__row")
+
+    # ------------------------------------------------------------------ split
+    keys = _collect_columns(frame, [label] + list(extra), path)
+    y_all = keys.get_column(label)
+    task = _infer_task(task, y_all)
+    classes = sorted(y_all.unique().to_list()) if task == "classification" else None
+    row_labels = y_all.replace_strict({v: i for i, v in enumerate(classes)}).to_numpy() if classes else None
+    if split == "column":
+        if not split_column:
+            raise DataError("dataset.split=column needs dataset.split_column (a column holding train / val / test)")
+        idx = splits.by_column(keys.get_column(split_column).cast(pl.String).to_numpy(), split_column, path)
+    elif split == "time":
+        if not time_column:
+            raise DataError("dataset.split=time needs dataset.time_column (the column that orders the rows)")
+        idx = splits.by_time(keys.get_column(time_column).to_physical().to_numpy(), val=val_fraction, test=test_fraction)
+    else:
+        idx = splits.split_indices(
+            len(keys), val=val_fraction, test=test_fraction, seed=seed,
+            method=split if task == "classification" else "random", labels=row_labels,
         )
 
-    df = collect(lf.select(features + [label]), path)
-    if df.height == 0:
-        raise DataError(f"{path} has no rows")
-    _check_nulls(df, label, features, path)
-    task = _infer_task(task, df.get_column(label))
-
-    labels = df.get_column(label).to_numpy() if task == "classification" else None
-    idx = split_indices(
-        df.height, val=val_fraction, test=test_fraction, seed=seed,
-        method=split if task == "classification" else "random", labels=labels,
+    template = Prep(
+        cols.numeric, label, task, scale, classes=classes, image_shape=list(image_shape) if image_shape else None,
+        categorical=cols.categorical, encode=encode, image=cols.image, sequence=cols.sequence,
+        sequence_length=sequence_length, weight=cols.weight, outliers=outliers, outlier_action=outlier_action,
     )
-    parts = {s: df[i] for s, i in idx.items()}
-    if parts["train"].height == 0:
-        raise DataError(f"the train split of {path} is empty ({df.height} rows)")
-    prep = Prep.fit(parts["train"], features=features, label=label, task=task, scale=scale, image_shape=image_shape)
-    xs, ys = {}, {}
+    source = {"path": str(path), "rows": n_read, "dropped": dropped, "split": split, "seed": seed,
+              "fractions": {"val": val_fraction, "test": test_fraction}}
+
+    def prepare(rows: dict[str, np.ndarray]) -> Dataset:
+        prep = Prep.from_dict(template.to_dict())
+        return _prepare(frame, rows, prep, rules, outlier_threshold, source, path, streaming, cache_dir)
+
+    data = prepare(idx)
+    data.rows, data.row_labels = idx, row_labels
+    data.resplit = None if streaming else prepare
+    return data
+
+
+def _prepare(frame, rows, prep: Prep, rules, threshold, source, path, streaming: bool, cache_dir) -> Dataset:
+    """Fits `prep` on the train rows of `frame` and transforms every split."""
+    parts = {s: _take(frame, rows[s], streaming) for s in SPLITS}
+    if _height(parts["train"]) == 0:
+        raise DataError(f"the train split of {path} is empty ({source['rows']} rows; sizes "
+                        f"{ {s: len(r) for s, r in rows.items()} })")
+    if prep.sequence and prep.sequence_length is None:
+        lengths = parts["train"].lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
+        prep.sequence_length = int(lengths.collect().item() or 1)
+    prep.fit(parts["train"].lazy(), rules=rules, threshold=threshold)
+    found = report.counts(parts, prep)
+    if prep.bounds and prep.outlier_action == "drop":
+        filled = parts["train"].with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
+        parts["train"] = filled.filter(~clean.outlier_mask(prep.bounds))
+    xs, ys, ws = {}, {}, {}
+    train_stream = None
     for s, part in parts.items():
+        if streaming and s == "train":
+            from dlexp.data.stream import write_train_stream
+
+            tag = _source_tag(source["path"], rows["train"])
+            train_stream = write_train_stream(part, prep, cache_dir, tag)
+            xs[s], ys[s] = None, prep.transform_label(part.select(prep.label).collect(engine="streaming").to_series())
+            continue
+        part = part.collect(engine="streaming") if isinstance(part, pl.LazyFrame) else part
         xs[s], ys[s] = prep.transform(part)
+        ws[s] = prep.transform_weight(part)
     info = prep.to_dict()
-    info["source"] = {"path": str(path), "rows": df.height, "split": split, "seed": seed,
-                      "fractions": {"val": val_fraction, "test": test_fraction},
-                      "sizes": {s: p.height for s, p in parts.items()}}
+    info["source"] = {**source, "sizes": {s: int(len(ys[s])) for s in SPLITS}, "streamed": streaming}
+    info["report"] = {**found, "rows": info["source"]["sizes"], "dropped": {
+        **source["dropped"], **({"train outliers": found["train_rows"] - len(ys["train"])} if prep.outlier_action == "drop" and prep.bounds else {})}}
+    info["report"].pop("train_rows")
     t = prep.target
     return Dataset(
-        x=xs, y=ys, task=task, classes=prep.classes,
-        target_scale=(t.get("mean", 0.0), t.get("std", 1.0)), prep=info,
+        x=xs, y=ys, task=prep.task, classes=prep.classes, target_scale=(t.get("mean", 0.0), t.get("std", 1.0)),
+        prep=info, weights=ws if prep.weight else None, stream=train_stream,
     )
 
 
-def _check_nulls(df: pl.DataFrame, label: str, features: list[str], path: str) -> None:
-    nulls = df.null_count().row(0, named=True)
-    if nulls[label]:
-        raise DataError(f"label column {label!r} of {path} has {nulls[label]} null values; drop those rows first")
-    bad = {c: n for c, n in nulls.items() if n and c in features}
-    if bad:
-        listed = ", ".join(f"{c} ({n})" for c, n in bad.items())
-        raise DataError(f"feature columns of {path} hold nulls: {listed}; fill or drop them, or list other columns in dataset.features")
-    for c in features:
-        if df.schema[c].is_float() and not df.get_column(c).is_finite().all():
-            raise DataError(f"feature column {c!r} of {path} holds inf or NaN values")
+def _source_tag(path: str, train_rows: np.ndarray) -> str:
+    """Names a source's train rows: its files' names, sizes and times, and the row ids."""
+    import hashlib
+    import os
+
+    from dlexp.data.sources import resolve_files
+
+    h = hashlib.sha1(train_rows.tobytes())
+    for f in resolve_files(path):
+        st = os.stat(f)
+        h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_resident_mb: float) -> bool:
+    if stream in (True, "true"):
+        if cols.image or cols.sequence:
+            raise DataError("dataset.stream=true supports tabular and pixel columns; an image / sequence column "
+                            "must be resident (dataset.stream=false)")
+        return True
+    if stream in (False, "false"):
+        return False
+    if stream != "auto":
+        raise DataError(f"dataset.stream={stream!r} is not valid; choose auto, true or false")
+    if cols.image or cols.sequence:
+        return False
+    n = lf.select(pl.len()).collect(engine="streaming").item()
+    width = len(cols.numeric) + len(cols.categorical)
+    return n * width * 4 * 0.7 > max_resident_mb * 2**20  # ~70% of the rows are train
+
+
+def _height(frame) -> int:
+    if isinstance(frame, pl.LazyFrame):
+        return int(frame.select(pl.len()).collect(engine="streaming").item())
+    return frame.height
+
+
+def _take(frame, idx: np.ndarray, streaming: bool):
+    if streaming:
+        return frame.filter(pl.col("__row").is_in(pl.Series(idx.astype(np.uint32)).implode())).drop("__row")
+    return frame[idx]
+
+
+def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
+    names = list(dict.fromkeys(names))
+    if isinstance(frame, pl.LazyFrame):
+        return frame.select(names).collect(engine="streaming")
+    return frame.select(names)
 
 
 def _infer_task(task: str, y: pl.Series) -> str:

@@ -1,0 +1,115 @@
+"""The feature spec: which columns of a table feed the model, and as what.
+
+Config names columns by list; an entry written `^...$` is a regular expression
+(Polars' own convention), so `features: ["^px_.*$"]` selects every pixel column.
+Every name is checked against the file, and a bad one lists the columns that exist.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+import polars as pl
+
+from dlexp.errors import DataError
+
+
+@dataclass
+class Columns:
+    """Resolved column roles, in file order."""
+
+    label: str
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    image: Optional[str] = None  # one Array or List column holding H*W*C values per row
+    sequence: list[str] = field(default_factory=list)  # List columns, padded / cut to a length
+    weight: Optional[str] = None
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.numeric + self.categorical + ([self.image] if self.image else []) + self.sequence
+
+    @property
+    def all(self) -> list[str]:
+        return self.inputs + [self.label] + ([self.weight] if self.weight else [])
+
+
+def select(names: list[str] | str | None, columns: list[str], key: str, path: str) -> list[str]:
+    """Column names from a list of names and `^regex$` patterns, in file order."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [names]
+    chosen: set[str] = set()
+    for n in names:
+        n = str(n)
+        if n.startswith("^") and n.endswith("$"):
+            try:
+                hits = [c for c in columns if re.fullmatch(n[1:-1], c)]
+            except re.error as e:
+                raise DataError(f"{key}: {n!r} is not a valid regular expression ({e})") from None
+            if not hits:
+                raise DataError(f"{key}: the pattern {n!r} matches no column of {path}; columns: {_list(columns)}")
+            chosen.update(hits)
+        elif n in columns:
+            chosen.add(n)
+        else:
+            raise DataError(f"{key} names {n!r}, not a column of {path}; columns: {_list(columns)}")
+    return [c for c in columns if c in chosen]
+
+
+def resolve(
+    schema: pl.Schema, path: str, *, label: str, features=None, categorical=None, image=None, sequence=None,
+    weight=None, drop=None, exclude: tuple[str, ...] = (),
+) -> Columns:
+    """Checks every named column and gives each feature its role.
+
+    features=None means every column not named elsewhere (label, weight, drop, `exclude`).
+    A string or unknown column among the numeric features is an error that says what to do.
+    """
+    columns = list(schema.names())
+    if label not in schema:
+        raise DataError(f"dataset.label={label!r} is not a column of {path}; columns: {_list(columns)}")
+    if weight is not None and weight not in schema:
+        raise DataError(f"dataset.weight={weight!r} is not a column of {path}; columns: {_list(columns)}")
+    if image is not None and image not in schema:
+        raise DataError(f"dataset.image={image!r} is not a column of {path}; columns: {_list(columns)}")
+    dropped = set(select(drop, columns, "dataset.drop", path))
+    cats = select(categorical, columns, "dataset.categorical", path)
+    seqs = select(sequence, columns, "dataset.sequence", path)
+    taken = {label, weight, image, *exclude, *dropped}
+    if features is None:
+        numeric = [c for c in columns if c not in taken and c not in cats and c not in seqs]
+        if image is not None:
+            numeric = []  # an image column is the input; name extra columns explicitly
+    else:
+        numeric = [c for c in select(features, columns, "dataset.features", path) if c not in cats and c not in seqs]
+    numeric = [c for c in numeric if c not in taken]
+    bad = [f"{c} ({schema[c]})" for c in numeric if not (schema[c].is_numeric() or schema[c] == pl.Boolean)]
+    if bad:
+        raise DataError(
+            f"non-numeric feature columns in {path}: {', '.join(bad)}; declare them in dataset.categorical, "
+            "drop them with dataset.drop, or list only numeric columns in dataset.features"
+        )
+    if image is not None and not isinstance(schema[image], (pl.Array, pl.List)):
+        raise DataError(f"dataset.image={image!r} is {schema[image]}; it must be an Array or List column of pixels")
+    for c in seqs:
+        if not isinstance(schema[c], (pl.List, pl.Array)):
+            raise DataError(f"dataset.sequence names {c!r}, which is {schema[c]}; a sequence column must be a List")
+    cols = Columns(label, numeric, cats, image, seqs, weight)
+    kinds = sum(bool(k) for k in (numeric or cats, image, seqs))
+    if kinds == 0:
+        raise DataError(f"dataset.features: no feature columns left in {path} (columns: {_list(columns)})")
+    if kinds > 1:
+        raise DataError(
+            "dataset: an image column, sequence columns and tabular columns cannot feed one model input; "
+            f"got image={image}, sequence={seqs}, tabular={numeric + cats}: set dataset.features=[] or choose one"
+        )
+    return cols
+
+
+def _list(columns: list[str], limit: int = 40) -> str:
+    more = f", ... ({len(columns) - limit} more)" if len(columns) > limit else ""
+    return ", ".join(columns[:limit]) + more

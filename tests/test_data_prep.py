@@ -1,0 +1,182 @@
+"""Cleaning, encoding, scaling and feature-spec paths of `table`, against hand-computed values."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dlexp.data.prep import Prep
+from dlexp.data.report import report_text
+from dlexp.data.table import table
+from dlexp.errors import DataError
+
+
+def write(tmp_path, df, name="t.parquet"):
+    path = tmp_path / name
+    {"parquet": df.write_parquet, "csv": df.write_csv, "arrow": df.write_ipc, "ndjson": df.write_ndjson}[
+        name.rsplit(".", 1)[1]](path)
+    return str(path)
+
+
+def by_column(val="val"):
+    """Rows 0-5 train, 6-7 val, 8-9 test: the split is fixed, so every statistic is hand-computable."""
+    return ["train"] * 6 + [val] * 2 + ["test"] * 2
+
+
+def test_fill_mean_median_mode_constant_from_train_only(tmp_path):
+    df = pl.DataFrame({
+        "a": [1.0, None, 3.0, 5.0, 7.0, 9.0, 1000.0, None, 2000.0, 3000.0],  # train mean 5, median 5
+        "b": [1.0, 2.0, 2.0, None, 10.0, 4.0, 5.0, 5.0, 5.0, None],  # train median 2
+        "c": ["x", "y", "y", None, "x", "y", "z", "z", "z", None],  # train mode y
+        "d": [None, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        "s": by_column(), "label": [0, 1] * 5,
+    })
+    d = table(path=write(tmp_path, df), label="label", split="column", split_column="s", categorical=["c"],
+              encode="ordinal", missing={"a": "mean", "b": "median", "c": "mode", "d": -4.0}, scale="none")
+    assert d.prep["fills"] == {"a": 5.0, "b": 2.0, "c": "y", "d": -4.0}
+    x = d.x["train"]  # columns a, b, d, c (numeric first, then categorical)
+    assert x[:, 0].tolist() == [1, 5, 3, 5, 7, 9] and x[:, 1].tolist() == [1, 2, 2, 2, 10, 4]
+    assert x[:, 2].tolist() == [-4, 1, 1, 1, 1, 1] and x[:, 3].tolist() == [0, 1, 1, 1, 0, 1]  # x=0, y=1
+    assert d.x["val"][:, 0].tolist() == [1000, 5]  # val's null gets the train mean, not val's
+    assert d.x["val"][:, 3].tolist() == [-1, -1]  # z never seen in training: ordinal -1
+    assert d.x["test"][:, 3].tolist() == [-1, 1]  # unseen z, then a null filled with the mode y
+    assert d.prep["report"]["nulls_filled"]["train"] == {"a": 1, "b": 1, "c": 1, "d": 1}
+
+
+def test_missing_drop_rows_and_error_names_columns(tmp_path):
+    df = pl.DataFrame({"a": [1.0, None, 3.0, 4.0] * 5, "label": [0, 1] * 10})
+    path = write(tmp_path, df)
+    d = table(path=path, label="label", missing="drop", split="random")
+    assert sum(d.sizes().values()) == 15 and d.prep["report"]["dropped"]["rows with nulls"] == 5
+    with pytest.raises(DataError, match=r"feature columns .* hold nulls: a \(5\); set dataset.missing"):
+        table(path=path, label="label")
+
+
+def test_nan_counts_as_missing(tmp_path):
+    df = pl.DataFrame({"a": [1.0, float("nan"), 3.0, 5.0] * 5, "label": [0, 1] * 10})
+    d = table(path=write(tmp_path, df), label="label", missing="median", split="random", scale="none")
+    assert np.isfinite(d.x["train"]).all() and d.prep["fills"]["a"] == 3.0
+
+
+def test_onehot_with_unseen_category_is_all_zeros(tmp_path):
+    df = pl.DataFrame({"c": ["b", "a", "b", "a", "b", "a", "a", "c", "c", "b"], "s": by_column(), "label": [0, 1] * 5})
+    d = table(path=write(tmp_path, df, "t.csv"), label="label", categorical=["c"], split="column", split_column="s")
+    assert d.prep["categories"] == {"c": ["a", "b"]}
+    assert d.x["train"].tolist() == [[0, 1], [1, 0], [0, 1], [1, 0], [0, 1], [1, 0]]
+    assert d.x["val"].tolist() == [[1, 0], [0, 0]]  # c unseen in train: no column fires
+
+
+def test_zscore_clip_and_iqr_drop_hand_computed(tmp_path):
+    a = [1.0, 2.0, 3.0, 4.0, 100.0, 2.0, -50.0, 500.0, 3.0, 3.0]
+    df = pl.DataFrame({"a": a, "s": by_column(), "label": [0, 1] * 5})
+    path = write(tmp_path, df)
+    train = np.array(a[:6])
+    m, s = train.mean(), train.std()
+    d = table(path=path, label="label", split="column", split_column="s", outliers="zscore",
+              outlier_threshold=1.0, scale="none")
+    lo, hi = m - s, m + s
+    assert np.allclose(d.prep["bounds"]["a"], [lo, hi])
+    assert np.allclose(d.x["train"][:, 0], np.clip(train, lo, hi)) and np.allclose(d.x["val"][:, 0], [lo, hi])
+    assert d.prep["report"]["outliers_clipped"] == {"train": {"a": 1}, "val": {"a": 2}, "test": {}}
+    q1, q3 = np.percentile(train, [25, 75])  # 2.0, 3.75
+    d = table(path=path, label="label", split="column", split_column="s", outliers="iqr", outlier_action="drop",
+              scale="none")
+    assert np.allclose(d.prep["bounds"]["a"], [q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)])
+    assert d.x["train"][:, 0].tolist() == [1, 2, 3, 4, 2]  # 100 dropped from train
+    assert d.sizes()["val"] == 2 and d.prep["report"]["dropped"]["train outliers"] == 1
+
+
+def test_standard_and_minmax_scaling_fitted_on_train_only(tmp_path):
+    df = pl.DataFrame({"a": [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 1e6, -1e6, 1e9, 5.0], "s": by_column(), "label": [0, 1] * 5})
+    path = write(tmp_path, df, "t.arrow")
+    d = table(path=path, label="label", split="column", split_column="s")
+    mean, std = 5.0, np.std([0, 2, 4, 6, 8, 10])  # val / test values would move both a lot
+    assert np.isclose(d.prep["stats"]["a"]["mean"], mean) and np.isclose(d.prep["stats"]["a"]["std"], std)
+    assert np.allclose(d.x["test"][:, 0], (np.array([1e9, 5.0]) - mean) / std, rtol=1e-5)
+    d = table(path=path, label="label", split="column", split_column="s", scale="minmax")
+    assert d.prep["stats"]["a"] == {"min": 0.0, "range": 10.0}
+    assert np.allclose(d.x["train"][:, 0], [0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_pixel_columns_unit_and_channel_scaling(tmp_path):
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 256, size=(40, 2 * 2 * 2)).astype(np.float64)
+    df = pl.DataFrame(px, schema=[f"p{i}" for i in range(8)], orient="row").with_columns(label=pl.Series([0, 1] * 20))
+    path = write(tmp_path, df)
+    d = table(path=path, label="label", features=["^p\\d$"], image_shape=[2, 2, 2], scale="unit", split="random",
+              val_fraction=0.25, test_fraction=0.25, seed=1)
+    train_rows = np.sort(d.rows["train"])
+    lo, hi = px[train_rows].min(), px[train_rows].max()
+    assert d.input_shape == (2, 2, 2)
+    assert np.allclose(d.x["train"].reshape(-1, 8), (px[d.rows["train"]] - lo) / (hi - lo))
+    d = table(path=path, label="label", image_shape=[2, 2, 2], scale="channel", split="random", seed=1)
+    for ch in range(2):
+        vals = px[d.rows["train"]][:, ch::2]
+        assert np.isclose(d.x["train"][..., ch].mean(), 0.0, atol=1e-5)
+        assert np.isclose(d.prep["stats"][f"p{ch}"]["mean"], vals.mean())
+
+
+def test_image_array_column_and_sequence_columns(tmp_path):
+    imgs = np.arange(10 * 3 * 3, dtype=np.uint8).reshape(10, 3, 3)
+    df = pl.DataFrame({"img": imgs, "s": by_column(), "label": [0, 1] * 5})
+    d = table(path=write(tmp_path, df), label="label", image="img", scale="unit", split="column", split_column="s")
+    assert d.input_shape == (3, 3, 1) and d.prep["stats"]["img"] == {"min": 0.0, "range": 53.0}
+    assert np.allclose(d.x["val"][0, :, :, 0], imgs[6] / 53.0)
+    q = [[1.0, 2.0, 3.0], [4.0], [], [5.0, 6.0], [1.0], [3.0], [7.0], [9.0], [1.0], [1.0]]
+    seq = pl.DataFrame({"q": q, "s": by_column(), "label": [0, 1] * 5})
+    d = table(path=write(tmp_path, seq, "q.parquet"), label="label", sequence=["q"], sequence_length=2,
+              scale="none", split="column", split_column="s")
+    assert d.input_shape == (2, 1)  # cut to 2, zero-padded at the end
+    assert d.x["train"][:, :, 0].tolist() == [[1, 2], [4, 0], [0, 0], [5, 6], [1, 0], [3, 0]]
+    d = table(path=write(tmp_path, seq, "q.parquet"), label="label", sequence=["q"], split="column", split_column="s")
+    values = np.array([1, 2, 3, 4, 5, 6, 1, 3.0])  # train elements; padding stays 0 after scaling
+    assert d.input_shape == (3, 1)  # the longest train sequence
+    assert np.allclose(d.x["train"][1, :, 0], [(4 - values.mean()) / values.std(), 0, 0])
+
+
+def test_weights_dedupe_regex_and_drop(tmp_path):
+    df = pl.DataFrame({"f_1": [1.0, 1.0, 2.0, 3.0] * 5, "f_2": [0.0, 0.0, 1.0, 2.0] * 5, "id": list(range(20)),
+                       "w": [2.0] * 20, "label": [0, 0, 1, 1] * 5})
+    d = table(path=write(tmp_path, df, "t.ndjson"), label="label", features=["^f_.*$"], weight="w", split="random")
+    assert d.prep["features"] == ["f_1", "f_2"] and d.weights["train"].tolist() == [2.0] * 14
+    d = table(path=write(tmp_path, df.drop("id")), label="label", dedupe=True, split="random",
+              val_fraction=0.0, test_fraction=0.0)
+    assert d.prep["report"]["dropped"]["duplicates"] == 17 and d.sizes()["train"] == 3
+
+
+def test_split_by_time_keeps_the_latest_rows_for_test(tmp_path):
+    df = pl.DataFrame({"t": list(range(20))[::-1], "a": np.arange(20.0), "label": [0, 1] * 10})
+    d = table(path=write(tmp_path, df), label="label", features=["a"], split="time", time_column="t",
+              val_fraction=0.2, test_fraction=0.2)
+    # time t = 19 - a: the largest t (smallest a) are the newest rows
+    assert sorted(d.rows["test"].tolist()) == [0, 1, 2, 3] and sorted(d.rows["val"].tolist()) == [4, 5, 6, 7]
+
+
+def test_prep_round_trips_for_a_new_file(tmp_path):
+    df = pl.DataFrame({"a": [1.0, None, 3.0, 4.0] * 5, "c": ["u", "v"] * 10, "label": ["n", "y"] * 10})
+    d = table(path=write(tmp_path, df), label="label", categorical=["c"], missing="mean", split="random")
+    prep = Prep.from_dict(d.prep)
+    new = pl.DataFrame({"a": [None, 2.0], "c": ["v", "w"], "label": ["y", "n"]})
+    x, y = prep.transform(new)
+    assert x.shape == (2, 3) and y.tolist() == [1, 0] and x[1, 1:].tolist() == [0.0, 0.0]
+    assert "classes (train)" in report_text(d.prep)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(categorical=["nope"]), r"dataset.categorical names 'nope', not a column .*columns: a, c, s, label"),
+    (dict(features=["^z.*$"]), r"the pattern '\^z\.\*\$' matches no column"),
+    (dict(split="column"), r"dataset.split=column needs dataset.split_column"),
+    (dict(split="column", split_column="c"), r"dataset.split_column='c' .* holds \['u', 'v'\]"),
+    (dict(missing="sometimes", categorical=["c"]), r"dataset.missing='sometimes' for column 'a' is not valid"),
+    (dict(outliers="zscore", outlier_action="keep", categorical=["c"]), r"dataset.outlier_action='keep'"),
+    (dict(scale="log", categorical=["c"]), r"dataset.scale='log' is not valid"),
+])
+def test_bad_spec_is_named(tmp_path, kwargs, message):
+    df = pl.DataFrame({"a": [1.0, 2.0] * 5, "c": ["u", "v"] * 5, "s": by_column(), "label": [0, 1] * 5})
+    with pytest.raises(DataError, match=message):
+        table(path=write(tmp_path, df), label="label", **{"features": ["a"], **kwargs})
+
+
+def test_non_numeric_feature_says_declare_categorical(tmp_path):
+    df = pl.DataFrame({"a": [1.0, 2.0] * 5, "c": ["u", "v"] * 5, "label": [0, 1] * 5})
+    with pytest.raises(DataError, match=r"non-numeric feature columns .*c \(String\); declare them in dataset.categorical"):
+        table(path=write(tmp_path, df), label="label")
