@@ -8,6 +8,7 @@ Everything the loop carries from step to step lives in `Loop`, so a checkpoint o
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,10 +19,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dlexp.data import Dataset
-from dlexp.data.loader import EvalSet, ResidentLoader
+from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
+from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.metrics import add_sums
-from dlexp.parallel import Layout, check_batch
+from dlexp.parallel import Layout, check_batch, split_for_devices
 from dlexp.tasks import Task
 from dlexp.tasks.base import SplitModel, count_params, split_model
 
@@ -95,6 +97,7 @@ class Loop:
     last_val: dict = field(default_factory=dict)
     stop: bool = False  # a hook (early stopping, preemption) ends the loop after this step
     status: str = "running"
+    extra: dict = field(default_factory=dict)  # hook and guard state a checkpoint keeps (early stopping, skips)
 
 
 @dataclass
@@ -138,7 +141,7 @@ def fit(
     check_batch(plan.batch_size, layout)
 
     # ------------------------------------------------------------------ data on device
-    train = ResidentLoader(data.x["train"], data.y["train"], plan.batch_size, seed, layout.replicated)
+    train = make_loader(data, plan.batch_size, seed, layout.replicated, steps_per_call=cfg.steps_per_call)
     evals = {
         s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices)
         for s in ("val", "test")
@@ -146,25 +149,34 @@ def fit(
 
     # ------------------------------------------------------------------ state
     sm: SplitModel = split_model(model)
-    loop = Loop(state=jax.device_put(task.init_state(sm, tx), layout.replicated))
+    initial = task.init_state(sm, tx)
+    loop = Loop(state=layout.place_state(initial))
     n_params = count_params(sm.params)
 
     # ------------------------------------------------------------------ compiled steps
-    train_step = task.make_train_step(sm, tx)
-    eval_step = task.make_eval_step(sm)
+    pmap = layout.is_pmap
     B = plan.batch_size
+    train_step = task.make_train_step(sm, tx, axis_name="data" if pmap else None)
+    eval_step = task.make_eval_step(sm)
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
+    skip_nonfinite = getattr(cfg.nan_policy, "value", cfg.nan_policy) == "skip"
 
     def one_step(state, acc, args, i):
         xb, yb = train.batch(args, i)
-        xb = jax.lax.with_sharding_constraint(xb, layout.batch)
-        yb = jax.lax.with_sharding_constraint(yb, layout.batch)
+        if pmap:  # each replica takes its slice of the global batch
+            xb, yb = split_for_devices(xb, layout.num_devices), split_for_devices(yb, layout.num_devices)
+        else:
+            xb = jax.lax.with_sharding_constraint(xb, layout.batch)
+            yb = jax.lax.with_sharding_constraint(yb, layout.batch)
         # Per-step key from the step number: a resumed run draws what an uninterrupted one would.
         key = jax.random.fold_in(dropout_key, state["step"])
+        if pmap:
+            key = jax.random.fold_in(key, jax.lax.axis_index("data"))
         if augment is not None:
             xb = augment(xb, jax.random.fold_in(key, 1))
-        state, sums = train_step(state, xb, yb, key)
-        return state, add_sums(acc, sums)
+        new_state, sums = train_step(state, xb, yb, key)
+        new_state, sums = guard_step(state, new_state, sums, skip=skip_nonfinite)
+        return new_state, accumulate(acc, sums)
 
     def train_calls(state, acc, args, n: int):
         """`n` consecutive steps in one compiled call (lax.scan when n > 1)."""
@@ -177,15 +189,32 @@ def fit(
         (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=scan_unroll(model, n))
         return state, acc
 
-    train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1))
+    if pmap:
+        compiled = {}
+
+        def train_fn(state, acc, args, n):
+            if n not in compiled:  # one pmapped program per distinct call length
+                compiled[n] = jax.pmap(functools.partial(train_calls, n=n), axis_name="data",
+                                       in_axes=(0, 0, None), donate_argnums=(0, 1))
+            return compiled[n](state, acc, args)
+    else:
+        train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1))
 
     def eval_batch(acc, params, rest, x, y, w, b):
-        return add_sums(acc, eval_step(params, rest, x[b], y[b], w[b]))
+        xb, yb, wb = (jax.lax.with_sharding_constraint(a[b], layout.batch) for a in (x, y, w))
+        return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
     eval_fn = jax.jit(eval_batch, donate_argnums=0)
-    sums_shape = jax.eval_shape(lambda s, xy: train_step(s, *xy, dropout_key)[1], loop.state, train.example())
-    zeros_fn = zeros_like_fn(sums_shape, layout)
-    eval_zeros = zeros_like_fn({k: v for k, v in sums_shape.items() if k != "grad_norm"}, layout)
+    plain_step = task.make_train_step(sm, tx)  # same sums as the pmapped step, for shapes only
+    sums_shape = jax.eval_shape(lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key), skip=False)[1],
+                                initial, train.example())
+    eval_shape = {k: v for k, v in sums_shape.items() if k not in ("grad_norm", *GUARD_KEYS)}
+
+    def train_zeros():
+        return layout.place_state(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape))
+
+    eval_zeros = jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), eval_shape),
+                         out_shardings=layout.replicated)
 
     def evaluate(params, rest, split: str) -> dict[str, float]:
         es = evals[split]
@@ -200,7 +229,7 @@ def fit(
 
     # ------------------------------------------------------------------ loop
     progress = make_progress(cfg.progress, plan.total_steps, initial=loop.step)
-    acc = zeros_fn()
+    acc = train_zeros()
     window_start, window_steps = time.perf_counter(), 0
     last_log = last_eval = loop.step
     first_step_s = None
@@ -208,7 +237,9 @@ def fit(
 
     while loop.step < plan.total_steps and not loop.stop:
         in_epoch = loop.step - loop.epoch * plan.steps_per_epoch
-        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step)
+        # A call never crosses an epoch, log or eval boundary: cadences stay exact for any K.
+        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step,
+                plan.log_every - loop.step % plan.log_every, plan.eval_every - loop.step % plan.eval_every)
         loop.state, acc = train_fn(loop.state, acc, train.call_args(loop.epoch, in_epoch, n), n=n)
         if first_step_s is None:
             jax.block_until_ready(loop.state)
@@ -223,17 +254,18 @@ def fit(
         done = step == plan.total_steps
 
         if step // plan.log_every > last_log // plan.log_every or done:
-            sums = jax.device_get(acc)  # the one host sync per logging window
+            sums = jax.device_get(layout.unreplicate(acc) if pmap else acc)  # the one host sync per window
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             steps_in = max(window_steps, 1)
             grad_norm = float(sums.pop("grad_norm")) / steps_in
+            guard = {k: sums.pop(k) for k in GUARD_KEYS}
             loop.last_train = task.finalize(sums)
-            if not math.isfinite(loop.last_train["loss"]):
-                raise TrainingError(
-                    f"the train loss became {loop.last_train['loss']} between steps {last_log} and {step}; "
-                    "lower optimizer.lr, set optimizer.clip_norm, or check the data for extreme values"
-                )
+            if guard["nonfinite"] and not skip_nonfinite:
+                raise TrainingError(nonfinite_message(guard, last_log, step, loop.last_train["loss"]))
+            loop.extra["skipped_steps"] = loop.extra.get("skipped_steps", 0) + int(guard["nonfinite"])
             scalars = {f"train/{k}": v for k, v in loop.last_train.items()}
+            if skip_nonfinite:
+                scalars["train/skipped_steps"] = loop.extra["skipped_steps"]
             scalars.update({
                 "train/grad_norm": grad_norm,
                 "train/lr": float(schedule(step)),
@@ -245,28 +277,33 @@ def fit(
             progress.set_postfix(**short(loop.last_train, loop.last_val))
             for h in hooks:
                 h.on_log(ctx, loop)
-            acc = zeros_fn()
+            acc = train_zeros()
             window_start, window_steps, last_log = time.perf_counter(), 0, step
 
         if step // plan.eval_every > last_eval // plan.eval_every or done:
-            loop.last_val = evaluate(loop.state["params"], loop.state["rest"], "val")
+            current = layout.unreplicate(loop.state)
+            loop.last_val = evaluate(current["params"], current["rest"], "val")
             writers.scalars(step, {f"val/{k}": v for k, v in loop.last_val.items()})
             value = (loop.last_val if obj_split == "val" else loop.last_train).get(obj_name, float("nan"))
             improved = better(value, loop.best_value, obj_mode)
             if improved:
                 loop.best_value, loop.best_step, loop.best_val = value, step, dict(loop.last_val)
-                loop.best_state = jax.tree.map(jnp.copy, (loop.state["params"], loop.state["rest"]))
+                loop.best_state = jax.tree.map(jnp.copy, (current["params"], current["rest"]))
             progress.set_postfix(**short(loop.last_train, loop.last_val))
             for h in hooks:
                 h.on_eval(ctx, loop, improved)
             last_eval = step
+        for h in hooks:
+            h.on_step(ctx, loop)  # after this call's log and eval: e.g. save a checkpoint
     progress.close()
     train_s = time.perf_counter() - t_start
 
     # ------------------------------------------------------------------ final evaluation
     if loop.best_state is None:  # the objective was never finite: test the final state
-        loop.best_state, loop.best_step = (loop.state["params"], loop.state["rest"]), loop.step
-    test = evaluate(*loop.best_state, "test")
+        current = layout.unreplicate(loop.state)
+        loop.best_state, loop.best_step = (current["params"], current["rest"]), loop.step
+    # A preempted run has seconds left: its test waits for the resumed run.
+    test = evaluate(*loop.best_state, "test") if loop.status != "preempted" else {}
     writers.scalars(loop.step, {f"test/{k}": v for k, v in test.items()})
     loop.status = "completed" if loop.step >= plan.total_steps or loop.status == "running" else loop.status
     summary = {
@@ -284,6 +321,8 @@ def fit(
         "train_time_s": round(train_s, 3),
         "samples_per_s": round(loop.step * B / max(train_s - (first_step_s or 0.0), 1e-9), 1),
     }
+    if skip_nonfinite:
+        summary["skipped_steps"] = loop.extra.get("skipped_steps", 0)
     for h in hooks:
         h.on_end(ctx, loop, summary)
     return summary, loop.best_state
@@ -292,17 +331,14 @@ def fit(
 # ---------------------------------------------------------------------------- helpers
 
 
-def zeros_like_fn(shapes: Any, layout: Layout) -> Callable[[], Any]:
-    """A compiled function returning a fresh zero accumulator (replicated)."""
-    return jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes),
-                   out_shardings=layout.replicated)
+def has_conv(model: nnx.Module) -> bool:
+    return any(isinstance(m, (nnx.Conv, nnx.ConvTranspose)) for _, m in nnx.iter_graph(model))
 
 
 def scan_unroll(model: nnx.Module, n: int) -> int:
     """Scan unrolling for fused steps: XLA CPU runs convolution gradients far slower
     inside a rolled scan (measured 12x), so models with convs unroll fully there."""
-    has_conv = any(isinstance(m, nnx.Conv) for _, m in nnx.iter_graph(model))
-    return n if has_conv and jax.default_backend() == "cpu" else 1
+    return n if has_conv(model) and jax.default_backend() == "cpu" else 1
 
 
 def short(train: dict, val: dict) -> dict[str, str]:
