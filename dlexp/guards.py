@@ -1,0 +1,47 @@
+"""The non-finite guard of the train step: pure functions the trainer jits around any task's step.
+
+A step whose loss or gradient is NaN or Inf is flagged inside the compiled call, so the
+host learns the exact step at its next log without a sync per step. With
+`trainer.nan_policy=skip` the flagged update is dropped (the state keeps its values,
+only the step counter moves on, so the batch order and dropout keys stay those of an
+uninterrupted run) and its metrics are left out of the window.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dlexp.metrics import add_sums
+
+GUARD_KEYS = ("nonfinite", "first_nonfinite")  # sums the guard adds; not metrics of the task
+
+
+def guard_step(old: dict, new: dict, sums: dict, *, skip: bool) -> tuple[dict, dict]:
+    """(state, sums) after one step: flags a non-finite loss or gradient and, under skip, undoes it."""
+    bad = ~(jnp.isfinite(sums["loss"]) & jnp.isfinite(sums.get("grad_norm", 0.0)))
+    if skip:
+        kept = jax.tree.map(lambda a, b: jnp.where(bad, a, b), old, new)
+        new = {**kept, "step": new["step"]} if "step" in new else kept
+        sums = jax.tree.map(lambda s: jnp.where(bad, jnp.zeros_like(s), s), sums)
+    # The update that made step N (1-based, as the loop counts steps); 0 means none.
+    first = jnp.where(bad, old["step"] + 1, 0).astype(jnp.int32) if "step" in old else bad.astype(jnp.int32)
+    return new, {**sums, "nonfinite": bad.astype(jnp.int32), "first_nonfinite": first}
+
+
+def accumulate(acc: dict, sums: dict) -> dict:
+    """add_sums, except that the first flagged step of a window is kept, not added."""
+    out = add_sums(acc, sums)
+    out["first_nonfinite"] = jnp.where(acc["first_nonfinite"] > 0, acc["first_nonfinite"], sums["first_nonfinite"])
+    return out
+
+
+def nonfinite_message(sums: dict, start: int, end: int, loss: float) -> str:
+    """What the user reads when the stop policy ends a run."""
+    what = f"loss became {loss}" if loss != loss or abs(loss) == float("inf") else "gradient became non-finite"
+    return (
+        f"the train {what} between steps {start} and {end}, first at step {int(sums['first_nonfinite'])} "
+        f"({int(sums['nonfinite'])} non-finite step(s)); lower optimizer.lr, set optimizer.clip_norm, "
+        "check the data for extreme values, or set trainer.nan_policy=skip to skip such updates "
+        "(the last checkpoint saved holds finite parameters)"
+    )
