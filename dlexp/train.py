@@ -29,14 +29,16 @@ def enum_value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
-def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
-    """Trains one run into `run_dir`; returns (objective value, summary)."""
+def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[str, Any]]:
+    """Trains one run into `run_dir`; returns (objective value, summary). `data`: an
+    already prepared data set (a cross-validation fold) instead of cfg.dataset."""
     t0 = time.perf_counter()
     import jax
 
     from dlexp import optim, rundir
     from dlexp.build import build_model, model_summary
     from dlexp.data import load_dataset
+    from dlexp.data.report import report_text
     from dlexp.parallel import make_layout
     from dlexp.tasks import make_task
     from dlexp.trainer import fit, plan_steps
@@ -49,9 +51,17 @@ def run(cfg: DictConfig, run_dir: str) -> tuple[float, dict[str, Any]]:
     summary: dict[str, Any] = {"status": "running"}
     try:
         # -------------------------------------------------------------- data
-        data = load_dataset(cfg.dataset, seed=cfg.seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
+        if data is None:  # a cross-validation fold brings its own
+            data = load_dataset(cfg.dataset, seed=cfg.seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
         rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
+        log.info("data report:\n%s", report_text(data.prep))
+        writers.text("data", report_text(data.prep))
+        if cfg.trainer.cv.folds:  # K models on K folds; the objective is their mean (dlexp/crossval.py)
+            from dlexp.crossval import fit_folds
+
+            summary = {**fit_folds(cfg, run_dir, data, run, writers), "wall_time_s": round(time.perf_counter() - t0, 3)}
+            return summary["objective"]["value"], summary
 
         # -------------------------------------------------------------- model, optimizer, task
         model = build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=cfg.seed)
