@@ -134,12 +134,12 @@ def table(
 
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
         prep = Prep.from_dict(template.to_dict())
-        return _prepare(frame, rows, prep, rules, outlier_threshold, source, path, streaming, cache_dir)
+        data = _prepare(frame, rows, prep, rules, outlier_threshold, source, path, streaming, cache_dir)
+        data.rows, data.row_labels = rows, row_labels
+        data.resplit = None if streaming else prepare
+        return data
 
-    data = prepare(idx)
-    data.rows, data.row_labels = idx, row_labels
-    data.resplit = None if streaming else prepare
-    return data
+    return prepare(idx)
 
 
 def _prepare(frame, rows, prep: Prep, rules, threshold, source, path, streaming: bool, cache_dir) -> Dataset:
