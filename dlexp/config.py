@@ -157,6 +157,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     task: Task = Task.auto
     seed: int = 0
+    data_seed: Optional[int] = None  # the data split's seed (null: seed); vectorized seeds share it
     name: Optional[str] = None  # appended to the run dir name
 
 
@@ -168,6 +169,8 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     if not OmegaConf.has_resolver("suffix"):
         OmegaConf.register_new_resolver("suffix", lambda name: f"_{name}" if name else "")
+    if not OmegaConf.has_resolver("optuna_direction"):  # objective.mode -> Optuna's direction
+        OmegaConf.register_new_resolver("optuna_direction", lambda mode: f"{getattr(mode, 'value', mode)}imize")
 
 
 # --------------------------------------------------------------------------- targets
