@@ -62,13 +62,14 @@ def _builtin(name: str, loader: str, *, image_shape: Optional[list[int]] = None,
         test_fraction: float = 0.15,
         split: str = "stratified",
         scale: str = "standard",
+        augment: Optional[dict] = None,
         seed: int = 0,
         task: str = "auto",
     ) -> Dataset:
         path = cached_parquet(cache_dir, name, _sklearn_frame(loader, pixel_names))
         return table(
             path=path, label="label", image_shape=image_shape, task=task, val_fraction=val_fraction,
-            test_fraction=test_fraction, split=split, scale=scale, seed=seed,
+            test_fraction=test_fraction, split=split, scale=scale, augment=augment, seed=seed,
         )
 
     load.__name__ = load.__qualname__ = name

@@ -43,6 +43,11 @@ class Dataset:
             return len(self.classes)
         return int(np.prod(self.y["train"].shape[1:]))  # 1, or a forecast horizon
 
+    @property
+    def augment(self) -> dict | None:
+        """The training-time image augmentation spec (dataset.augment), if any."""
+        return self.prep.get("source", {}).get("augment")
+
     def sizes(self) -> dict[str, int]:
         return {s: int(self.y[s].shape[0]) for s in SPLITS}
 

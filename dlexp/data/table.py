@@ -52,6 +52,7 @@ def table(
     scale: str = "standard",
     stream: Any = "auto",
     max_resident_mb: float = 2048.0,
+    augment: Optional[dict] = None,
     seed: int = 0,
     cache_dir: Optional[str] = None,
 ) -> Dataset:
@@ -63,7 +64,8 @@ def table(
     alone reshapes the features. missing / outliers: see dlexp/data/clean.py.
     split: random | stratified | column (split_column holds train/val/test) | time
     (time_column orders the rows). stream: auto | true | false (auto: stream when the
-    prepared train split would exceed max_resident_mb).
+    prepared train split would exceed max_resident_mb). augment: {flip, crop, rotate}
+    for images, applied on device to training batches only (dlexp/data/augment.py).
     """
     lf = scan(path, format)
     schema = lf.collect_schema()
@@ -129,7 +131,7 @@ def table(
         categorical=cols.categorical, encode=encode, image=cols.image, sequence=cols.sequence,
         sequence_length=sequence_length, weight=cols.weight, outliers=outliers, outlier_action=outlier_action,
     )
-    source = {"path": str(path), "rows": n_read, "dropped": dropped, "split": split, "seed": seed,
+    source = {"augment": dict(augment) if augment else None, "path": str(path), "rows": n_read, "dropped": dropped, "split": split, "seed": seed,
               "fractions": {"val": val_fraction, "test": test_fraction}}
 
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
