@@ -47,13 +47,17 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
 
     os.makedirs(run_dir, exist_ok=True)
     layout = make_layout(enum_value(cfg.trainer.parallel))
-    rundir.write_json(os.path.join(run_dir, "run.json"), rundir.run_info(cfg.seed, jax.devices()))
+    from dlexp.jobs import job_resources
+
+    rundir.write_json(os.path.join(run_dir, "run.json"),
+                      {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
     writers = make_writers(cfg.logger, run_dir, jax.process_index() == 0)
     summary: dict[str, Any] = {"status": "running"}
     try:
         # -------------------------------------------------------------- data
+        data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
         if data is None:  # a cross-validation fold brings its own
-            data = load_dataset(cfg.dataset, seed=cfg.seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
+            data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
         rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
         log.info("data report:\n%s", report_text(data.prep))
@@ -77,6 +81,13 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
 
         # -------------------------------------------------------------- fit and test
         objective = (cfg.objective.metric, enum_value(cfg.objective.mode))
+        if cfg.trainer.seeds is not None:  # several seeds as copies in one vmapped program
+            from dlexp.vectorized import train_seeds
+
+            summary = train_seeds(cfg, run_dir, task=task, tx=tx, schedule=schedule, data=data, plan=plan,
+                                  objective=objective, num_devices=layout.num_devices, hparams=hparams_of(cfg))
+            summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
+            return summary["objective"]["value"], summary
         result, _best = fit(
             task=task, model=model, tx=tx, schedule=schedule, data=data, plan=plan, cfg=cfg.trainer,
             objective=objective, seed=cfg.seed, layout=layout, writers=writers, hooks=build_hooks(cfg, run_dir),
@@ -131,10 +142,22 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    run_dir = HydraConfig.get().runtime.output_dir
+    from hydra.types import RunMode
+
+    from dlexp import jobs
+
+    hc = HydraConfig.get()
+    run_dir = hc.runtime.output_dir
+    sweep_job = hc.mode == RunMode.MULTIRUN
+    if sweep_job:
+        jobs.share_machine(hc)  # its own cores / GPUs when jobs run side by side; before JAX starts
     try:
         value, _ = run(cfg, run_dir)
-    except DlexpError as e:
+    except Exception as e:
+        if sweep_job:  # recorded as failed; the sweep goes on (dlexp.callbacks.SweepReport exits non-zero)
+            return jobs.job_failed(cfg, run_dir, e)
+        if not isinstance(e, DlexpError):
+            raise
         print(f"dlexp error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     return value
