@@ -61,6 +61,7 @@ class Precision(enum.Enum):
 class CheckpointConfig:
     every_steps: Optional[int] = None  # save every N steps (null: off)
     every_epochs: Optional[int] = 1  # save every N epochs (null: off)
+    min_interval_s: Optional[float] = 30.0  # at most one cadence save per this many seconds (the end, a stop, always)
     keep: int = 2  # the last k checkpoints kept (the best is kept as well)
     async_save: bool = True  # write in the background while training goes on
     enabled: bool = True

@@ -1,0 +1,286 @@
+"""Orbax checkpoints in <run dir>/checkpoints: save, keep the last k and the best, restore.
+
+One checkpoint is three items: `state` (the task's state pytree: params, rest,
+optimizer, step), `best` (params and rest of the best evaluation so far) and `meta`
+(JSON: the rest of the trainer's `Loop`: step, epoch, best metric, early-stopping
+counters, ...). The batch order is a pure function of (seed, epoch) and dropout keys
+are fold_in(key, step), so these items resume a run exactly. Because every checkpoint
+carries the best parameters, keeping the last k checkpoints keeps the best as well,
+whatever the eval and save cadences (evaluation and inference restore `best`).
+
+Orbax writes each step into a temporary directory and renames it when complete, so a
+run killed mid-save leaves no half checkpoint behind; one damaged later (a truncated
+file) fails to restore and the previous one is used instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from dlexp.errors import ConfigError, DlexpError
+from dlexp.hooks import Hook
+
+log = logging.getLogger("dlexp")
+logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save and thread at INFO
+
+SUBDIR = "checkpoints"
+
+
+class CheckpointError(DlexpError):
+    """No checkpoint of a run dir can be restored."""
+
+
+def checkpoint_dir(run_dir: str) -> str:
+    return os.path.join(os.path.abspath(run_dir), SUBDIR)
+
+
+def saved_steps(run_dir: str) -> list[int]:
+    """Steps of the complete checkpoints under run_dir (no Orbax needed: numeric dir names)."""
+    d = checkpoint_dir(run_dir)
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isdir(os.path.join(d, n)))
+
+
+def abstract_of(tree: Any) -> Any:
+    """Shapes, dtypes and shardings of a pytree of arrays: the target a restore fills."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+def _pytree_restore(abstract: Any, partial: bool = False) -> ocp.args.PyTreeRestore:
+    return ocp.args.PyTreeRestore(
+        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract), partial_restore=partial
+    )
+
+
+def _shapes(tree: Any) -> dict[str, tuple]:
+    """{'params.body.layers.0.kernel': shape}: paths spelt the way Orbax metadata spells them."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    out = {}
+    for path, leaf in flat:
+        key = ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+        out[key] = tuple(getattr(leaf, "shape", ()))
+    return out
+
+
+class Checkpoints:
+    """A CheckpointManager over one run dir, keeping the last `keep` steps."""
+
+    def __init__(self, run_dir: str, *, keep: int = 2, async_save: bool = True, read_only: bool = False):
+        if keep < 1:
+            raise ConfigError(f"trainer.checkpoint.keep={keep} must be at least 1")
+        self.directory = checkpoint_dir(run_dir)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=async_save, read_only=read_only,
+            create=not read_only, cleanup_tmp_directories=not read_only,
+        )
+        handlers = {"state": ocp.PyTreeCheckpointHandler(), "best": ocp.PyTreeCheckpointHandler(),
+                    "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+
+    # ------------------------------------------------------------------ save
+    def save(self, step: int, state: Any, best: dict, meta: dict) -> None:
+        """Saves copies of `state` and `best` (the next train step donates its buffers) and `meta`."""
+        state, best = jax.tree.map(jnp.copy, (state, best))
+        self.manager.save(step, force=True, args=ocp.args.Composite(
+            state=ocp.args.PyTreeSave(state), best=ocp.args.PyTreeSave(best), meta=ocp.args.JsonSave(json_safe(meta))))
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+    # ------------------------------------------------------------------ restore
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def meta(self, step: int) -> dict:
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict, dict]:
+        """(state, best, meta) of one step; a state that does not fit `abstract_state` is a ConfigError."""
+        self.check_fits(step, abstract_state)
+        abstract_best = {"params": abstract_state["params"], "rest": abstract_state["rest"]}
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=_pytree_restore(abstract_state), best=_pytree_restore(abstract_best), meta=ocp.args.JsonRestore()))
+        return out["state"], out["best"], out["meta"]
+
+    def restore_model(self, step: int, abstract: dict, item: str = "best") -> dict:
+        """{params, rest} of a step, the best so far or the current (`item="state"`): no optimizer needed."""
+        self.check_fits(step, abstract, item)
+        return self.manager.restore(step, args=ocp.args.Composite(**{item: _pytree_restore(abstract, partial=True)}))[item]
+
+    def check_fits(self, step: int, abstract: Any, item: str = "state") -> None:
+        """Names the first array whose shape differs between the checkpoint and this config."""
+        saved = _shapes(self.manager.item_metadata(step)[item].tree)
+        for key, shape in _shapes(abstract).items():
+            if key not in saved or tuple(saved[key]) != shape:
+                found = "missing" if key not in saved else f"shape {tuple(saved[key])}"
+                raise ConfigError(
+                    f"the checkpoint at step {step} in {self.directory} does not fit this config: {key} is {found} "
+                    f"there but {shape} here; resume with the model and optimizer it was trained with, "
+                    "or start in another run dir"
+                )
+
+    def latest_good(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
+        """(step, restore(step)) for the newest step that restores; a damaged one is skipped with a warning."""
+        errors = []
+        for step in reversed(self.steps()):
+            try:
+                return step, restore(step)
+            except ConfigError:
+                raise
+            except Exception as e:  # a truncated or missing file: Orbax and TensorStore raise many kinds
+                errors.append(f"step {step}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+                log.warning("checkpoint at step %d in %s cannot be restored (%s); trying the previous one",
+                            step, self.directory, errors[-1])
+        raise CheckpointError(
+            f"no checkpoint in {self.directory} can be restored ({'; '.join(errors) or 'there are none'}); "
+            "delete the directory to start over"
+        )
+
+
+def json_safe(x: Any) -> Any:
+    """Meta as strict JSON: numpy scalars to Python, non-finite floats to strings."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.generic, np.ndarray)):
+        x = x.item() if np.ndim(x) == 0 else x.tolist()
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+def json_float(x: Any) -> Any:
+    """The inverse of json_safe for one number ('nan' -> nan)."""
+    return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
+
+
+# ---------------------------------------------------------------------------- the hook
+
+# The Loop fields a checkpoint's meta holds (the state pytree is its own item).
+LOOP_FIELDS = ("step", "epoch", "best_value", "best_step", "best_val", "last_train", "last_val", "extra", "status")
+
+
+def loop_meta(loop: Any, plan: Any, seed: int, objective: tuple[str, str]) -> dict:
+    meta = {f: getattr(loop, f) for f in LOOP_FIELDS}
+    meta.update(seed=seed, objective=list(objective),
+                plan={"batch_size": plan.batch_size, "steps_per_epoch": plan.steps_per_epoch,
+                      "total_steps": plan.total_steps})
+    return meta
+
+
+def apply_meta(loop: Any, meta: dict) -> None:
+    for f in LOOP_FIELDS:
+        value = meta[f]
+        setattr(loop, f, {k: json_float(v) for k, v in value.items()} if f in ("best_val", "last_train", "last_val")
+                else json_float(value))
+    loop.status = "running"
+
+
+def check_resumable(meta: dict, plan: Any, seed: int, directory: str) -> None:
+    """A resumed run must draw the same batches: same seed, batch size and epoch length."""
+    if meta["seed"] != seed:
+        raise ConfigError(f"seed={seed}, but the checkpoint in {directory} was trained with seed={meta['seed']}; "
+                          "resume with the same seed, or start in another run dir")
+    saved = meta["plan"]
+    for key, name in (("batch_size", "trainer.batch_size"), ("steps_per_epoch", "steps per epoch")):
+        if saved[key] != getattr(plan, key):
+            raise ConfigError(f"{name} is {getattr(plan, key)}, but the checkpoint in {directory} was trained with "
+                              f"{saved[key]}; resume with the same data and trainer.batch_size, or start in another run dir")
+    if saved["total_steps"] != plan.total_steps:
+        log.warning("resuming a run planned for %d steps with %d steps: the learning-rate schedule changes",
+                    saved["total_steps"], plan.total_steps)
+
+
+def _unreplicate(layout: Any, tree: Any) -> Any:
+    """The state as one copy (pmap keeps one per device)."""
+    return layout.unreplicate(tree) if getattr(layout, "is_pmap", False) else tree
+
+
+def _place(layout: Any, tree: Any) -> Any:
+    return layout.place_state(tree) if getattr(layout, "is_pmap", False) else tree
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class CheckpointHook(Hook):
+    """Saves at the configured cadence (at most once per `min_interval_s`), when the loop stops
+    and at the end; restores the latest checkpoint on start.
+
+    `resume_from` is the run dir whose checkpoints to continue from (the run's own by
+    default; another with trainer.resume, whose checkpoints are then only read).
+    """
+
+    def __init__(self, run_dir: str, cfg: Any, *, seed: int, resume_from: str | None = None):
+        self.cfg, self.seed = cfg, seed
+        self.store = Checkpoints(run_dir, keep=int(cfg.keep), async_save=bool(cfg.async_save))
+        same = resume_from is None or checkpoint_dir(resume_from) == self.store.directory
+        self.source = self.store if same else Checkpoints(resume_from, read_only=True)
+        self.saved_step, self.saved_epoch, self.saved_at = 0, 0, time.monotonic()
+        self.resumed_from: int | None = None
+        for key in ("every_steps", "every_epochs"):
+            value = getattr(cfg, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"trainer.checkpoint.{key}={value} must be at least 1 (or null: off)")
+
+    def on_start(self, ctx: Any, loop: Any) -> None:
+        if self.source.steps():
+            self.restore(ctx, loop)
+        self.saved_step, self.saved_epoch = loop.step, loop.epoch
+
+    def restore(self, ctx: Any, loop: Any) -> None:
+        abstract = abstract_of(_unreplicate(ctx.layout, loop.state))
+        step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
+        check_resumable(meta, ctx.plan, self.seed, self.source.directory)
+        loop.state = _place(ctx.layout, state)
+        apply_meta(loop, meta)
+        loop.best_state = (best["params"], best["rest"]) if loop.best_step >= 0 else None
+        self.resumed_from = step
+        log.info("resumed from the checkpoint at step %d (epoch %d) in %s", step, loop.epoch, self.source.directory)
+
+    def on_step(self, ctx: Any, loop: Any) -> None:
+        cfg = self.cfg
+        due = loop.stop or loop.step >= ctx.plan.total_steps
+        if not due and time.monotonic() - self.saved_at >= (cfg.min_interval_s or 0):
+            due = bool(cfg.every_steps and loop.step // cfg.every_steps > self.saved_step // cfg.every_steps) or bool(
+                cfg.every_epochs and loop.epoch // cfg.every_epochs > self.saved_epoch // cfg.every_epochs)
+        if due and loop.step != self.saved_step:
+            self.save(ctx, loop)
+
+    def save(self, ctx: Any, loop: Any) -> None:
+        state = _unreplicate(ctx.layout, loop.state)
+        if not bool(_all_finite(state["params"])):
+            log.warning("not saving step %d: its parameters are not finite (the last checkpoint stays)", loop.step)
+            return
+        params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])
+        self.store.save(loop.step, state, {"params": params, "rest": rest},
+                        loop_meta(loop, ctx.plan, self.seed, ctx.objective))
+        self.saved_step, self.saved_epoch, self.saved_at = loop.step, loop.epoch, time.monotonic()
+
+    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
+        self.store.wait()
+        summary["checkpoint"] = {"dir": self.store.directory, "steps": self.store.steps(),
+                                 "resumed_from_step": self.resumed_from}
+        self.close()
+
+    def close(self) -> None:
+        """Waits for the last asynchronous save (also after a failure, so it is not cut off)."""
+        self.store.close()
