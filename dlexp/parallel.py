@@ -35,13 +35,17 @@ def host_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_host(parallel: str, compile_cache_dir: str | None, cpu_devices: int | None = None) -> None:
+def configure_host(parallel: str, compile_cache_dir: str | None, cpu_devices: int | None = None,
+                   distributed: Any = None) -> None:
     """Settings JAX reads once, at backend start: call before any array is made.
 
+    - multi-process set-up (`init_distributed`) when launched as several processes;
     - one CPU device per core (harmless on GPU/TPU hosts, where CPU devices go unused;
       measured: a single-device run is as fast with 2 CPU devices as with 1);
     - the persistent compilation cache, so a repeated run or a sweep job skips compiling.
     """
+    if distributed is not None and init_distributed(distributed):
+        cpu_devices = cpu_devices or 1  # one CPU device per process: the processes share the cores
     forced = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
     if parallel != "single" and not forced:  # an explicit XLA flag (tests, users) wins
         n = cpu_devices or host_cores()
@@ -54,6 +58,42 @@ def configure_host(parallel: str, compile_cache_dir: str | None, cpu_devices: in
         jax.config.update("jax_compilation_cache_dir", compile_cache_dir)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_DISTRIBUTED = False
+
+
+def init_distributed(cfg: Any) -> bool:
+    """`jax.distributed.initialize()` when this is one of several processes.
+
+    Explicit settings (trainer.distributed.coordinator / num_processes / process_id)
+    win; otherwise a SLURM job step with several tasks (sbatch, or the submitit
+    launcher) is detected from its environment. Returns True when distributed.
+    """
+    global _DISTRIBUTED
+    if _DISTRIBUTED:
+        return True
+    explicit = cfg.coordinator is not None
+    slurm = int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
+    if not explicit and not slurm:
+        return False
+    if explicit and (cfg.num_processes is None or cfg.process_id is None):
+        raise ConfigError("trainer.distributed.coordinator is set: also set trainer.distributed.num_processes "
+                          "and trainer.distributed.process_id (0 .. num_processes-1)")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
+    if explicit:
+        jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=int(cfg.num_processes),
+                                   process_id=int(cfg.process_id))
+    else:
+        jax.distributed.initialize()  # JAX reads the SLURM environment
+    _DISTRIBUTED = True
+    log.info("distributed: process %d of %d", jax.process_index(), jax.process_count())
+    return True
+
+
+def is_main_process() -> bool:
+    """Only process 0 writes logs, summaries and plots."""
+    return jax.process_index() == 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +140,10 @@ def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, devices: 
     n = len(devices)
     if parallel == "single":
         return "mesh", 1
+    if jax.process_count() > 1:  # several processes: one mesh over all of them
+        if parallel == "pmap":
+            raise ConfigError("trainer.parallel=pmap runs in one process; use mesh (or auto) across processes")
+        return "mesh", jax.device_count()
     if parallel in ("mesh", "pmap"):
         return parallel, n
     on_cpu = devices[0].platform == "cpu"
@@ -111,7 +155,11 @@ def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, devices: 
 
 
 def make_layout(kind: str, num_devices: int) -> Layout:
-    devices = jax.local_devices()[:num_devices]
+    """A mesh over `num_devices` local devices; over every process's devices when distributed."""
+    if jax.process_count() > 1:
+        devices = jax.devices()
+    else:
+        devices = jax.local_devices()[:num_devices]
     mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
     return Layout(kind, mesh, NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
 
