@@ -42,6 +42,8 @@ class TensorBoardWriter:
         """Projector files under tb/<step>/<tag>/ plus tb/projector_config.pbtxt."""
         self.w.add_embedding(features, metadata=metadata, metadata_header=header, label_img=images_nchw,
                              global_step=step, tag=tag)
+        if images_nchw is not None:  # tensorboardX fills the sprite's unused rows with uninitialized memory
+            _save_sprite(os.path.join(self.w.logdir, f"{step:05d}", tag, "sprite.png"), images_nchw)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """Writes the HParams plugin's session into this run (not a sub-run, as
@@ -60,6 +62,22 @@ class TensorBoardWriter:
 
     def close(self) -> None:
         self.w.close()
+
+
+def _save_sprite(path: str, images_nchw) -> None:
+    """The projector's sprite: images in [0, 1] row-major on a square black sheet."""
+    import numpy as np
+    from PIL import Image
+
+    imgs = np.asarray(images_nchw, dtype=np.float32).transpose(0, 2, 3, 1)
+    n, h, w, c = imgs.shape
+    per_row = math.ceil(math.sqrt(n * h * w) / w)
+    sheet = np.zeros((per_row * h, per_row * w, c), np.float32)
+    for i, img in enumerate(imgs):
+        r, col = divmod(i, per_row)
+        sheet[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
+    sheet = np.repeat(sheet, 3, axis=2) if c == 1 else sheet
+    Image.fromarray((sheet.clip(0, 1) * 255).astype(np.uint8)).save(path)
 
 
 class JsonlWriter:
