@@ -11,7 +11,7 @@ from typing import Sequence
 
 from flax import nnx
 
-from dlexp.models.layers import DenseStack, get_activation
+from dlexp.models.layers import DenseStack, get_activation, image_shape
 
 POOLS = {"max": nnx.max_pool, "avg": nnx.avg_pool, "none": None}
 
@@ -30,10 +30,7 @@ class CNN(nnx.Module):
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
-        if len(in_shape) == 2:  # [H, W] grey images
-            in_shape = (*in_shape, 1)
-        if len(in_shape) != 3:
-            raise ValueError(f"model=cnn needs image inputs [H, W, C]; this data set gives {list(in_shape)}")
+        in_shape = image_shape(in_shape, "cnn")
         if pool not in POOLS:
             raise ValueError(f"model.pool={pool!r} is not known; choose one of {', '.join(POOLS)}")
         h, w, c = in_shape
@@ -48,15 +45,18 @@ class CNN(nnx.Module):
                 h, w = h // 2, w // 2
         self.pool = POOLS[pool]
         self.act = get_activation(activation)
-        self.image_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))
+        self.image_shape = in_shape
         self.head = DenseStack(h * w * c, dense, act=self.act, dropout=dropout, rngs=rngs)
         self.out = nnx.Linear(self.head.d_out, num_outputs, rngs=rngs)
 
-    def __call__(self, x, rngs=None):
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
         x = x.reshape((x.shape[0], *self.image_shape))
         for conv, pooled in zip(self.convs, self.pools):
             x = self.act(conv(x))
             if pooled:
                 x = self.pool(x, (2, 2), strides=(2, 2))
-        x = x.reshape(x.shape[0], -1)
-        return self.out(self.head(x, rngs=rngs))
+        return self.head(x.reshape(x.shape[0], -1), rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        return self.out(self.features(x, rngs=rngs))

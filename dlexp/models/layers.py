@@ -1,8 +1,9 @@
-"""Small pieces the model files share."""
+"""Small pieces the model files share: activations, a dense stack, input shapes."""
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Sequence
 
 import jax
 from flax import nnx
@@ -22,6 +23,23 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
     if name not in ACTIVATIONS:
         raise ValueError(f"model.activation={name!r} is not known; choose one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]
+
+
+def image_shape(in_shape: Sequence[int], model: str) -> tuple[int, int, int]:
+    """[H, W, C] of an image input ([H, W] grey images get C=1); tabular input is an error."""
+    if len(in_shape) == 2:
+        in_shape = (*in_shape, 1)
+    if len(in_shape) != 3:
+        raise ValueError(f"model={model} needs image inputs [H, W, C]; this data set gives {list(in_shape)}")
+    return int(in_shape[0]), int(in_shape[1]), int(in_shape[2])
+
+
+def sequence_shape(in_shape: Sequence[int]) -> tuple[int, int]:
+    """[time, features] of an input read as a sequence: [T] is T scalars (a series window),
+    [T, F] is itself, an image [H, W, C] is H rows of W*C values (read row by row)."""
+    if len(in_shape) == 1:
+        return int(in_shape[0]), 1
+    return int(in_shape[0]), int(math.prod(in_shape[1:]))
 
 
 class DenseStack(nnx.Module):

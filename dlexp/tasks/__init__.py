@@ -1,16 +1,72 @@
-"""Tasks own the maths: loss, metrics and the pure step functions."""
+"""Tasks own the maths: loss, metrics and the pure step functions.
 
-from dlexp.tasks.base import Task, make_eval_step, make_train_step
+Which task a run gets (`make_task`):
+1. a model that needs its own task says so in a class attribute `task` and passes
+   what that task needs from `task_options()`: `dlexp.models.GAN` -> `gan`
+   (latent size), `dlexp.models.Autoencoder` -> `autoencoder` (the KL weight beta);
+2. otherwise the data set's task (`task=auto` lets the data decide, or
+   `task=classification|regression` forces it): classification, or regression,
+   which is `forecasting` when the target has several outputs (a horizon).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlexp.errors import ConfigError
+from dlexp.tasks.autoencoder import Reconstruction
+from dlexp.tasks.base import StepOptions, Task, make_eval_step, make_predict, make_train_step
 from dlexp.tasks.classification import Classification
+from dlexp.tasks.generative import GANTask
 from dlexp.tasks.regression import Regression
+from dlexp.tasks.sequence import Forecasting
 
-TASKS = {"classification": Classification, "regression": Regression}
+MODEL_TASKS = {"gan": GANTask, "autoencoder": Reconstruction}  # chosen by a model's `task` attribute
+PRECISIONS = ("float32", "bfloat16")
 
 
-def make_task(name: str, *, num_outputs: int, target_scale=(0.0, 1.0)) -> Task:
+def make_task(
+    name: str,
+    *,
+    num_outputs: int,
+    target_scale=(0.0, 1.0),
+    classes=None,
+    model: Any = None,
+    loss: Any = None,
+    precision: str = "float32",
+) -> Task:
+    """The task for data of kind `name` ("classification" | "regression") and this model.
+
+    loss: the `loss` config (l1, l2, label_smoothing); precision: trainer.precision.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision!r} is not valid; choose one of {', '.join(PRECISIONS)}")
+    l1, l2, smoothing = (float(getattr(loss, k, 0.0) or 0.0) for k in ("l1", "l2", "label_smoothing"))
+    for key, v in (("l1", l1), ("l2", l2)):
+        if v < 0:
+            raise ConfigError(f"loss.{key}={v} must be at least 0")
+    opts = StepOptions(l1=l1, l2=l2, compute_dtype=precision)
+    declared = getattr(model, "task", None)
+    if declared is not None:
+        if declared not in MODEL_TASKS:
+            raise ConfigError(f"the model declares task={declared!r}; known model tasks: {', '.join(MODEL_TASKS)}")
+        name = declared
+    if smoothing and name != "classification":
+        raise ConfigError(f"loss.label_smoothing={smoothing} applies to classification only; this run is {name}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"loss.label_smoothing={smoothing} must be in [0, 1)")
+    if declared is not None:
+        options = model.task_options() if hasattr(model, "task_options") else {}
+        return MODEL_TASKS[declared](opts=opts, **options)
     if name == "classification":
-        return Classification(num_classes=num_outputs)
-    return Regression(target_scale=tuple(target_scale))
+        names = tuple(classes) if classes is not None else tuple(range(num_outputs))
+        return Classification(num_classes=num_outputs, label_smoothing=smoothing, classes=names, opts=opts)
+    if num_outputs > 1:
+        return Forecasting(horizon=num_outputs, target_scale=tuple(target_scale), opts=opts)
+    return Regression(target_scale=tuple(target_scale), opts=opts)
 
 
-__all__ = ["Task", "make_task", "make_train_step", "make_eval_step", "Classification", "Regression"]
+__all__ = [
+    "Task", "StepOptions", "make_task", "make_train_step", "make_eval_step", "make_predict",
+    "Classification", "Regression", "Forecasting", "GANTask", "Reconstruction",
+]

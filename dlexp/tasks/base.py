@@ -4,13 +4,18 @@ A model is split once (`nnx.split`) into a static graphdef and pure dicts of arr
 (params, and `rest`: batch statistics and any other non-parameter state). The steps
 below are plain functions of those dicts, so the trainer can jit them, scan them,
 shard them over a mesh or vmap them without NNX graph traversal on every call.
+
+`StepOptions` holds what every task's step shares: L1 / L2 penalties on the kernels
+(added to the training loss, not to the reported one) and the compute precision
+(bfloat16: the forward and backward pass run on bfloat16 copies of the params, the
+batch and the batch statistics; params, gradients and optimizer state stay float32).
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -18,11 +23,23 @@ import optax
 from flax import nnx
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    l1: float = 0.0  # times sum |w| over every `kernel` (dense, conv, attention, recurrent weights)
+    l2: float = 0.0  # times sum w^2 over the same kernels (biases, norms, embeddings are not penalized)
+    compute_dtype: str = "float32"  # float32 | bfloat16
+
+
+@dataclass(frozen=True, kw_only=True)
 class Task:
     """Loss and metrics of one kind of problem; see classification.py / regression.py."""
 
-    name: str
-    metric_names: tuple[str, ...] = ()
+    opts: StepOptions = StepOptions()
+    name: ClassVar[str] = "task"
+    metric_names: ClassVar[tuple[str, ...]] = ()  # what objective.metric may name (val/<name>)
+
+    def targets(self, x, y):  # what the loss compares outputs with (an autoencoder: x)
+        return y
 
     def loss(self, outputs, targets):  # per-example loss [batch]
         raise NotImplementedError
@@ -69,11 +86,53 @@ def count_params(params: dict) -> int:
     return int(sum(x.size for x in jax.tree.leaves(params)))
 
 
-def _forward(graphdef, params, rest, x, key, takes_rngs: bool):
-    model = nnx.merge(graphdef, params, rest)
-    out = model(x, rngs=nnx.Rngs(dropout=key)) if takes_rngs and key is not None else model(x)
+# ---------------------------------------------------------------------------- precision, penalties
+
+
+def cast_floats(tree, dtype):
+    """Floating leaves of `tree` as `dtype` (integers, keys and bools untouched)."""
+    dtype = jnp.dtype(dtype)
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def apply(graphdef, params, rest, fn: Callable, dtype: str = "float32"):
+    """fn(model) on the model merged from pure dicts, computed in `dtype`.
+
+    Returns (fn's output with float32 leaves, the model's new `rest` in the dtypes of
+    the old one), so a bfloat16 forward pass never changes the state's dtypes.
+    """
+    if dtype != "float32":
+        params, rest_in = cast_floats(params, dtype), cast_floats(rest, dtype)
+    else:
+        rest_in = rest
+    model = nnx.merge(graphdef, params, rest_in)
+    out = fn(model)
     new_rest = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[2])
-    return out, new_rest
+    new_rest = jax.tree.map(lambda new, old: new.astype(old.dtype), new_rest, rest)
+    return cast_floats(out, jnp.float32), new_rest
+
+
+def penalty(params, opts: StepOptions):
+    """opts.l1 * sum |w| + opts.l2 * sum w^2 over the kernels of `params`."""
+    if not (opts.l1 or opts.l2):
+        return 0.0
+    kernels = [w for path, w in jax.tree_util.tree_leaves_with_path(params) if getattr(path[-1], "key", None) == "kernel"]
+    l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels) if opts.l1 else 0.0
+    l2 = sum(jnp.sum(w**2) for w in kernels) if opts.l2 else 0.0
+    return opts.l1 * l1 + opts.l2 * l2
+
+
+def _forward(graphdef, params, rest, x, key, takes_rngs: bool, dtype: str = "float32"):
+    if dtype != "float32":
+        x = cast_floats(x, dtype)
+
+    def call(model):
+        return model(x, rngs=nnx.Rngs(dropout=key)) if takes_rngs and key is not None else model(x)
+
+    return apply(graphdef, params, rest, call, dtype)
+
+
+# ---------------------------------------------------------------------------- the steps
 
 
 def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation, axis_name: str | None = None) -> Callable:
@@ -82,12 +141,15 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
     Under `pmap`, `axis_name` names the device axis: gradients are averaged and
     metric sums added across it, so every replica applies the same update.
     """
+    opts = task.opts
 
     def train_step(state, x, y, key):
+        targets = task.targets(x, y)
+
         def loss_fn(params):
-            out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs)
-            losses = task.loss(out, y)
-            return jnp.mean(losses), (losses, out, rest)
+            out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
+            losses = task.loss(out, targets)
+            return jnp.mean(losses) + penalty(params, opts), (losses, out, rest)
 
         (_, (losses, out, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
@@ -95,7 +157,7 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
             rest = jax.lax.pmean(rest, axis_name)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        sums = task.sums(losses, out, y, jnp.ones(losses.shape, jnp.float32))
+        sums = task.sums(losses, out, targets, jnp.ones(losses.shape, jnp.float32))
         if axis_name is not None:
             sums = jax.lax.psum(sums, axis_name)
         sums["grad_norm"] = optax.tree.norm(grads)
@@ -108,8 +170,18 @@ def make_eval_step(task: Task, sm: SplitModel) -> Callable:
     """(params, rest, x, y, weights) -> metric sums, in eval mode (no dropout, running stats)."""
 
     def eval_step(params, rest, x, y, weights):
-        out, _ = _forward(sm.eval_def, params, rest, x, None, sm.takes_rngs)
-        losses = task.loss(out, y)
-        return task.sums(losses, out, y, weights)
+        targets = task.targets(x, y)
+        out, _ = _forward(sm.eval_def, params, rest, x, None, sm.takes_rngs, task.opts.compute_dtype)
+        losses = task.loss(out, targets)
+        return task.sums(losses, out, targets, weights)
 
     return eval_step
+
+
+def make_predict(sm: SplitModel, dtype: str = "float32") -> Callable:
+    """(params, rest, x) -> the model's outputs in eval mode: what plots and inspection look at."""
+
+    def predict(params, rest, x):
+        return _forward(sm.eval_def, params, rest, x, None, sm.takes_rngs, dtype)[0]
+
+    return predict

@@ -1,0 +1,79 @@
+"""Stacked LSTM / GRU over sequences, optionally bidirectional.
+
+Inputs are read as [time, features] (`layers.sequence_shape`): a series window [T],
+a multivariate sequence [T, F], or an image [H, W, C] read row by row (H steps of
+W*C values). The readout is the last step (for a bidirectional layer: the forward
+direction's last step with the backward direction's first) or the mean over steps.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax.numpy as jnp
+from flax import nnx
+
+from dlexp.models.layers import sequence_shape
+
+CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
+READOUTS = ("last", "mean")
+
+
+def _rnn(cell: nnx.Module, reverse: bool = False) -> nnx.RNN:
+    # rngs=False: the zero initial carry needs no keys, and no RNG state ends up in the model.
+    return nnx.RNN(cell, reverse=reverse, keep_order=reverse, rngs=False)
+
+
+class RNN(nnx.Module):
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_outputs: int,
+        *,
+        cell: str = "lstm",
+        hidden: int = 64,
+        layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        dropout: float = 0.0,
+        rngs: nnx.Rngs,
+    ):
+        if cell not in CELLS:
+            raise ValueError(f"model.cell={cell!r} is not known; choose one of {', '.join(CELLS)}")
+        if readout not in READOUTS:
+            raise ValueError(f"model.readout={readout!r} is not known; choose one of {', '.join(READOUTS)}")
+        if layers < 1:
+            raise ValueError(f"model.layers={layers} must be at least 1")
+        self.seq_shape = sequence_shape(in_shape)
+        self.hidden, self.bidirectional, self.readout = int(hidden), bool(bidirectional), readout
+        Cell = CELLS[cell]
+        self.layers = nnx.List()
+        d = self.seq_shape[1]
+        for _ in range(layers):
+            fwd = _rnn(Cell(d, self.hidden, rngs=rngs))
+            if self.bidirectional:
+                self.layers.append(nnx.Bidirectional(fwd, _rnn(Cell(d, self.hidden, rngs=rngs), reverse=True), rngs=False))
+            else:
+                self.layers.append(fwd)
+            d = self.hidden * (2 if self.bidirectional else 1)
+        self.dropout = nnx.Dropout(dropout)
+        self.out = nnx.Linear(d, num_outputs, rngs=rngs)
+
+    def _carry(self, layer, batch: int):
+        cell = layer.forward_rnn.cell if self.bidirectional else layer.cell
+        carry = cell.initialize_carry((batch, cell.in_features), rngs=nnx.Rngs(0))  # zeros; the key is unused
+        return (carry, carry) if self.bidirectional else carry
+
+    def __call__(self, x, rngs=None):
+        x = x.reshape((x.shape[0], *self.seq_shape))
+        for i, layer in enumerate(self.layers):
+            if i:
+                x = self.dropout(x, rngs=rngs)
+            x = layer(x, initial_carry=self._carry(layer, x.shape[0]))
+        if self.readout == "mean":
+            h = x.mean(axis=1)
+        elif self.bidirectional:
+            h = jnp.concatenate([x[:, -1, : self.hidden], x[:, 0, self.hidden :]], axis=-1)
+        else:
+            h = x[:, -1]
+        return self.out(self.dropout(h, rngs=rngs))

@@ -1,0 +1,102 @@
+"""A Transformer encoder: tokens + learned positional embeddings, pre-norm blocks of
+multi-head self-attention and an MLP, then a [CLS] token (or the token mean) to the head.
+
+Tokens are the time steps of a sequence ([T] or [T, F]), or for images ViT-style
+patches: an [H, W, C] image is cut into (H/p)*(W/p) patches of p*p*C values.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dlexp.models.layers import sequence_shape
+
+POOLS = ("cls", "mean")
+
+
+def patchify(x: jax.Array, p: int) -> jax.Array:
+    """[B, H, W, C] -> [B, (H/p)*(W/p), p*p*C], patches in row-major order."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+class EncoderBlock(nnx.Module):
+    """x + attention(norm(x)), then x + mlp(norm(x)); dropout after each."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, *, rngs: nnx.Rngs):
+        self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(
+            heads, dim, dropout_rate=dropout, decode=False, keep_rngs=False, rngs=rngs
+        )
+        self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+        self.fc1 = nnx.Linear(dim, mlp_dim, rngs=rngs)
+        self.fc2 = nnx.Linear(mlp_dim, dim, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+
+    def __call__(self, x, rngs=None):
+        x = x + self.dropout(self.attn(self.norm1(x), rngs=rngs), rngs=rngs)
+        h = self.dropout(nnx.gelu(self.fc1(self.norm2(x))), rngs=rngs)
+        return x + self.dropout(self.fc2(h), rngs=rngs)
+
+
+class Transformer(nnx.Module):
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_outputs: int,
+        *,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        patch: int = 2,
+        pool: str = "cls",
+        dropout: float = 0.1,
+        rngs: nnx.Rngs,
+    ):
+        if pool not in POOLS:
+            raise ValueError(f"model.pool={pool!r} is not known; choose one of {', '.join(POOLS)}")
+        if dim % heads:
+            raise ValueError(f"model.dim={dim} must be a multiple of model.heads={heads}")
+        self.in_shape = tuple(int(s) for s in in_shape)
+        if len(self.in_shape) == 3:  # an image: ViT patches
+            h, w, c = self.in_shape
+            if patch < 1 or h % patch or w % patch:
+                raise ValueError(f"model.patch={patch} must divide the image size {h}x{w}")
+            self.patch = int(patch)
+            tokens, features = (h // patch) * (w // patch), patch * patch * c
+        else:
+            self.patch = None
+            tokens, features = sequence_shape(self.in_shape)
+        self.pool = pool
+        self.embed = nnx.Linear(features, dim, rngs=rngs)
+        n = tokens + (pool == "cls")
+        self.pos = nnx.Param(jax.random.normal(rngs.params(), (1, n, dim)) * 0.02)
+        self.cls = nnx.Param(jnp.zeros((1, 1, dim))) if pool == "cls" else None
+        self.blocks = nnx.List(
+            [EncoderBlock(dim, heads, int(dim * mlp_ratio), dropout, rngs=rngs) for _ in range(depth)]
+        )
+        self.dropout = nnx.Dropout(dropout)
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.out = nnx.Linear(dim, num_outputs, rngs=rngs)
+
+    def tokens(self, x):
+        x = x.reshape((x.shape[0], *self.in_shape))
+        if self.patch is not None:
+            return patchify(x, self.patch)
+        return x.reshape((x.shape[0], *sequence_shape(self.in_shape)))
+
+    def __call__(self, x, rngs=None):
+        t = self.embed(self.tokens(x))
+        if self.cls is not None:
+            t = jnp.concatenate([jnp.broadcast_to(self.cls[...].astype(t.dtype), (t.shape[0], 1, t.shape[2])), t], axis=1)
+        t = self.dropout(t + self.pos[...].astype(t.dtype), rngs=rngs)
+        for block in self.blocks:
+            t = block(t, rngs=rngs)
+        t = self.norm(t)
+        return self.out(t[:, 0] if self.cls is not None else t.mean(axis=1))

@@ -1,0 +1,123 @@
+"""A GAN: two nets, two optimizer states, alternating updates in one step.
+
+Each train step first updates the discriminator on a real batch (label 1) and a batch
+generated from fresh noise (label 0, the generator held fixed), then the generator
+against the updated discriminator with the non-saturating loss (its samples labelled
+1). Both nets use the run's optimizer chain, each with its own state (`opt["d"]`,
+`opt["g"]`). The model contract: `model(x, rngs=...)` is the discriminator's logit,
+`model.generate(z)` a batch of samples, the params split into `generator` and
+`discriminator` subtrees (dlexp.models.GAN). Labels of the data set are not used.
+The losses tell whether the game is balanced, not how good the samples are: look at
+the samples (`samples/generated`, logged at each evaluation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from dlexp.tasks.base import SplitModel, Task, apply, cast_floats
+
+EVAL_NOISE_SEED = 0  # evaluation draws the same noise every time: its losses are comparable across steps
+
+
+def bce(logits, label: float):
+    return optax.sigmoid_binary_cross_entropy(logits.reshape(-1), jnp.full(logits.shape[0], label))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GANTask(Task):
+    latent: int
+    name = "gan"
+    metric_names = ("loss", "d_loss", "g_loss", "d_real", "d_fake")
+
+    def init_state(self, sm: SplitModel, tx) -> dict:
+        p = sm.params
+        opt = {"d": tx.init(p["discriminator"]), "g": tx.init(p["generator"])}
+        return {"params": p, "rest": sm.rest, "opt": opt, "step": jnp.zeros((), jnp.int32)}
+
+    def _sums(self, d_real, d_fake, g_fake, w) -> dict:
+        d_loss, g_loss = bce(d_real, 1.0) + bce(d_fake, 0.0), bce(g_fake, 1.0)
+        return {
+            "loss": jnp.sum((d_loss + g_loss) * w),
+            "d_loss": jnp.sum(d_loss * w),
+            "g_loss": jnp.sum(g_loss * w),
+            "d_real": jnp.sum(jax.nn.sigmoid(d_real.reshape(-1)) * w),  # mean D(real): 1 = sure it is real
+            "d_fake": jnp.sum(jax.nn.sigmoid(d_fake.reshape(-1)) * w),
+            "count": jnp.sum(w),
+        }
+
+    def finalize(self, sums) -> dict[str, float]:
+        n = max(float(sums["count"]), 1.0)
+        return {k: float(sums[k]) / n for k in self.metric_names}
+
+    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
+        dtype = self.opts.compute_dtype
+
+        def train_step(state, x, y, key):
+            params, opt = state["params"], state["opt"]
+            k_zd, k_zg, k_d1, k_d2 = jax.random.split(key, 4)
+            x = cast_floats(x, dtype)
+            z_d = jax.random.normal(k_zd, (x.shape[0], self.latent))
+            z_g = jax.random.normal(k_zg, (x.shape[0], self.latent))
+
+            def d_loss_fn(pd):
+                def run(m):
+                    fake = jax.lax.stop_gradient(m.generate(z_d.astype(x.dtype)))
+                    return m(x, rngs=nnx.Rngs(dropout=k_d1)), m(fake, rngs=nnx.Rngs(dropout=k_d1))
+
+                (real, fake), rest = apply(sm.train_def, {**params, "discriminator": pd}, state["rest"], run, dtype)
+                return jnp.mean(bce(real, 1.0) + bce(fake, 0.0)), (real, fake, rest)
+
+            (_, (d_real, d_fake, rest)), g_d = jax.value_and_grad(d_loss_fn, has_aux=True)(params["discriminator"])
+            if axis_name is not None:
+                g_d = jax.lax.pmean(g_d, axis_name)
+            upd, opt_d = tx.update(g_d, opt["d"], params["discriminator"])
+            params = {**params, "discriminator": optax.apply_updates(params["discriminator"], upd)}
+
+            def g_loss_fn(pg):
+                run = lambda m: m(m.generate(z_g.astype(x.dtype)), rngs=nnx.Rngs(dropout=k_d2))  # noqa: E731
+                g_fake, new_rest = apply(sm.train_def, {**params, "generator": pg}, rest, run, dtype)
+                return jnp.mean(bce(g_fake, 1.0)), (g_fake, new_rest)
+
+            (_, (g_fake, rest)), g_g = jax.value_and_grad(g_loss_fn, has_aux=True)(params["generator"])
+            if axis_name is not None:
+                g_g = jax.lax.pmean(g_g, axis_name)
+                rest = jax.lax.pmean(rest, axis_name)
+            upd, opt_g = tx.update(g_g, opt["g"], params["generator"])
+            params = {**params, "generator": optax.apply_updates(params["generator"], upd)}
+
+            sums = self._sums(d_real, d_fake, g_fake, jnp.ones(x.shape[0], jnp.float32))
+            if axis_name is not None:
+                sums = jax.lax.psum(sums, axis_name)
+            sums["grad_norm"] = optax.tree.norm({"d": g_d, "g": g_g})
+            new = {"params": params, "rest": rest, "opt": {"d": opt_d, "g": opt_g}, "step": state["step"] + 1}
+            return new, sums
+
+        return train_step
+
+    def make_eval_step(self, sm: SplitModel) -> Callable:
+        dtype = self.opts.compute_dtype
+
+        def eval_step(params, rest, x, y, weights):
+            z = jax.random.normal(jax.random.key(EVAL_NOISE_SEED), (x.shape[0], self.latent))
+            x = cast_floats(x, dtype)
+
+            def run(m):
+                fake = m.generate(z.astype(x.dtype))
+                d_fake = m(fake)
+                return m(x), d_fake
+
+            (d_real, d_fake), _ = apply(sm.eval_def, params, rest, run, dtype)
+            return self._sums(d_real, d_fake, d_fake, weights)
+
+        return eval_step
+
+    def make_sampler(self, sm: SplitModel) -> Callable:
+        """(params, rest, z) -> generated examples, in eval mode (batch norm on running averages)."""
+        return lambda params, rest, z: apply(sm.eval_def, params, rest, lambda m: m.generate(z))[0]
