@@ -72,7 +72,9 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         model = build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=cfg.seed)
         plan = plan_steps(cfg.trainer, data.sizes()["train"], layout.num_devices)
         tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
-        task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale)
+        task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale,
+                         classes=data.classes, model=model, loss=cfg.loss,
+                         precision=enum_value(cfg.trainer.precision))
         log.info("model:\n%s", model_summary(model))
         log.info("plan: %d steps (%.1f epochs of %d), batch %d, %d device(s)",
                  plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.num_devices)
@@ -100,6 +102,7 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         writers.hparams(hparams_of(cfg), {**final, **best})
         if cfg.logger.console:
             rows = {"train (last)": result["final"]["train"], "val (best)": result["best"]["val"], "test": result["test"]}
+            rows = {split: {k: v for k, v in m.items() if "/" not in k} for split, m in rows.items()}  # no per-class
             print(summary_table(rows), file=sys.stderr)
             print(f"objective {objective[0]} = {result['objective']['value']}  (run dir: {run_dir})", file=sys.stderr)
         return summary["objective"]["value"], summary
