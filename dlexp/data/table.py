@@ -88,9 +88,9 @@ def table(
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
 
     # ------------------------------------------------------------------ rows
-    counts = lf.null_count().collect(engine="streaming").row(0, named=True)
+    frame = lf if streaming else collect(lf, path).rechunk()  # read once; one chunk per column gathers fast
+    counts = frame.lazy().null_count().collect(engine="streaming").row(0, named=True)
     clean.check_nulls(counts, rules, label, path)
-    frame = lf if streaming else collect(lf, path)
     n_read = _height(frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")

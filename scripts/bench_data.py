@@ -1,0 +1,127 @@
+"""Data benchmarks, printed as ratios measured in one run.
+
+    uv run python scripts/bench_data.py                       # 1,000,000 x 100 (the issue's sizes)
+    uv run python scripts/bench_data.py --rows 200000 --quick # a smaller check
+
+1. load + prepare (dlexp.data.table: checks, split, train-fitted scaling, float32
+   arrays) against plain `pl.read_parquet(path).to_numpy()`: ratio of speeds (target >= 0.8);
+2. training throughput (samples/s of the real loop, an MLP) with the train split
+   streamed from Parquet against the same split resident on device (target >= 0.9);
+3. peak resident memory of a process that streams one epoch of a file larger than the
+   buffer it is allowed (dataset.stream=true, 64 MiB buffer), against the file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+def make_file(path: str, rows: int, cols: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, cols)).astype(np.float32)
+    df = pl.DataFrame(x, schema=[f"f{i}" for i in range(cols)], orient="row")
+    df.with_columns(label=pl.Series((x[:, 0] > 0).astype(np.int32))).write_parquet(path, row_group_size=65536)
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_load(path: str, cache: str, repeats: int) -> dict:
+    from dlexp.data.table import table
+
+    raw = best_of(lambda: pl.read_parquet(path).to_numpy(), repeats)
+    ours = best_of(lambda: table(path=path, label="label", split="random", stream=False, cache_dir=cache), repeats)
+    return {"raw_s": round(raw, 3), "dlexp_s": round(ours, 3), "speed_ratio": round(raw / ours, 3)}
+
+
+def bench_train(path: str, cache: str, steps: int) -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from dlexp.config import register_configs
+    from dlexp.train import run
+
+    register_configs()
+    out = {}
+    for mode in ("false", "true"):
+        with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[
+                "dataset=parquet", f"dataset.path={path}", "dataset.label=label", f"+dataset.stream={mode}",
+                "dataset.split=random", "model=mlp", "model.hidden=[256,256]", f"trainer.steps={steps}",
+                "trainer.batch_size=256", "trainer.steps_per_call=8", "trainer.log_every=1000000",
+                "trainer.eval_every=1000000", "trainer.progress=false", "logger=none", "trainer.checkpoint.enabled=false",
+                f"paths.cache={cache}"])
+        _, summary = run(cfg, tempfile.mkdtemp(prefix=f"bench_stream_{mode}_"))
+        out["streamed" if mode == "true" else "resident"] = summary["samples_per_s"]
+    out["ratio"] = round(out["streamed"] / out["resident"], 3)
+    return out
+
+
+def bench_memory(path: str, cache: str, buffer_mb: float) -> dict:
+    """Peak RSS of a fresh process streaming one epoch, against the file's float32 size."""
+    code = f"""
+import resource, sys, jax, numpy as np
+sys.path.insert(0, {ROOT!r})
+from dlexp.data.table import table
+from dlexp.data.loader import StreamingLoader
+d = table(path={path!r}, label="label", split="random", val_fraction=0.001, test_fraction=0.001, stream=True,
+          cache_dir={cache!r})
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ld = StreamingLoader(d.stream, d.y["train"], 256, 0, jax.devices()[0], steps_per_call=8, buffer_mb={buffer_mb})
+for s in range(0, ld.steps_per_epoch, 8):
+    xs, ys = ld.call_args(0, s, min(8, ld.steps_per_epoch - s))
+    xs.block_until_ready()
+ld.close()
+print(base / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    after_prep, peak = map(float, proc.stdout.split())
+    rows, cols = pl.scan_parquet(path).select(pl.len()).collect().item(), len(pl.scan_parquet(path).collect_schema()) - 1
+    return {"data_mb": round(rows * cols * 4 / 2**20, 1), "buffer_mb": buffer_mb,
+            "peak_rss_after_prepare_mb": round(after_prep, 1), "peak_rss_streaming_mb": round(peak, 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--cols", type=int, default=100)
+    p.add_argument("--steps", type=int, default=400, help="train steps per throughput run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--buffer-mb", type=float, default=64.0)
+    p.add_argument("--quick", action="store_true", help="1 repeat, 100 steps")
+    args = p.parse_args()
+    if args.quick:
+        args.repeats, args.steps = 1, 100
+    work = tempfile.mkdtemp(prefix="bench_data_")
+    path, cache = os.path.join(work, "bench.parquet"), os.path.join(work, "cache")
+    make_file(path, args.rows, args.cols)
+    print(f"file: {args.rows:,} x {args.cols} float32 + label, {os.path.getsize(path) / 2**20:.0f} MiB Parquet")
+    results = {"load": bench_load(path, cache, args.repeats)}
+    print(f"load+prepare vs read_parquet().to_numpy(): {results['load']}  (target speed_ratio >= 0.8)", flush=True)
+    results["train"] = bench_train(path, cache, args.steps)
+    print(f"train samples/s, streamed vs resident: {results['train']}  (target ratio >= 0.9)", flush=True)
+    results["memory"] = bench_memory(path, cache, args.buffer_mb)
+    print(f"streaming memory: {results['memory']}", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
