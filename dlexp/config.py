@@ -123,6 +123,7 @@ class LoggerConfig:
     embeddings: bool = False  # penultimate-layer features of val samples for the projector
     embedding_samples: int = 500
     profile_steps: Optional[int] = None  # trace this many steps with the JAX profiler (debug=profile)
+    plots: bool = True  # images into TensorBoard: confusion matrix, ROC, predictions, GAN samples, reconstructions
 
 
 @dataclass

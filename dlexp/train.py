@@ -120,7 +120,10 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
 
 def build_hooks(cfg: DictConfig, run_dir: str) -> list:
     """The hooks a run gets from its config (checkpoints, early stopping, plots, ...)."""
+    from dlexp.plots import plot_hooks
+
     hooks: list = []
+    hooks += plot_hooks(cfg)  # confusion matrix, ROC, predictions, GAN samples, reconstructions as images
     return hooks
 
 
