@@ -169,8 +169,9 @@ def shown_columns(df: pl.DataFrame) -> list[str]:
 
 
 def report(roots: list[str], group_by: list[str] = (), across: str | None = None, out_dir: str | None = None,
-           file=sys.stdout) -> pl.DataFrame:
+           file=None) -> pl.DataFrame:
     """Collects, writes results.parquet / results.csv, prints the leaderboard and the best job."""
+    file = file or sys.stdout
     df = collect(roots, extra_keys=list(group_by))
     ranked = leaderboard(df)
     out_dir = out_dir or roots[0]
