@@ -179,15 +179,19 @@ def fit(
         return new_state, accumulate(acc, sums)
 
     def train_calls(state, acc, args, n: int):
-        """`n` consecutive steps in one compiled call (lax.scan when n > 1)."""
+        """`n` consecutive steps in one compiled call (lax.scan when n > 1).
+
+        Also returns the step counter as a separate (not donated) token, which the
+        loop can wait on to bound how far dispatch runs ahead of the devices."""
         if n == 1:
-            return one_step(state, acc, args, 0)
+            state, acc = one_step(state, acc, args, 0)
+            return state, acc, state["step"] + 0
 
         def body(carry, i):
             return one_step(*carry, args, i), None
 
         (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=scan_unroll(model, n))
-        return state, acc
+        return state, acc, state["step"] + 0
 
     if pmap:
         compiled = {}
@@ -234,13 +238,20 @@ def fit(
     last_log = last_eval = loop.step
     first_step_s = None
     K = int(cfg.steps_per_call)
+    # XLA's in-process CPU all-reduce can deadlock when many calls are queued (seen with
+    # the sharded mlp peer): with several CPU devices, keep at most one call in flight.
+    bounded = layout.num_devices > 1 and jax.default_backend() == "cpu"
+    pending = None
 
     while loop.step < plan.total_steps and not loop.stop:
         in_epoch = loop.step - loop.epoch * plan.steps_per_epoch
         # A call never crosses an epoch, log or eval boundary: cadences stay exact for any K.
         n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step,
                 plan.log_every - loop.step % plan.log_every, plan.eval_every - loop.step % plan.eval_every)
-        loop.state, acc = train_fn(loop.state, acc, train.call_args(loop.epoch, in_epoch, n), n=n)
+        loop.state, acc, token = train_fn(loop.state, acc, train.call_args(loop.epoch, in_epoch, n), n=n)
+        if bounded and pending is not None:
+            pending.block_until_ready()
+        pending = token
         if first_step_s is None:
             jax.block_until_ready(loop.state)
             first_step_s = time.perf_counter() - t_start
