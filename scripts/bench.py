@@ -37,8 +37,10 @@ MODEL_OVERRIDES = {
     "mlp": ["model=mlp", "model.hidden=[512,512]", "model.dropout=0.0", "trainer.batch_size=256"],
 }
 DLEXP_VARIANTS = {  # name -> extra overrides; "default" is what a user gets
-    "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"]},
-    "mlp": {"default": [], "fused10": ["trainer.steps_per_call=10"], "mesh": ["trainer.parallel=mesh"]},
+    "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"],
+            "bf16": ["trainer.precision=bfloat16"]},
+    "mlp": {"default": [], "fused10": ["trainer.steps_per_call=10"], "mesh": ["trainer.parallel=mesh"],
+            "bf16": ["trainer.precision=bfloat16"]},
 }
 PEERS = {
     "cnn": {"jax_minimal": ["jax_minimal.py"], "jax_sharded": ["jax_sharded.py"],
