@@ -1,68 +1,22 @@
 """`python -m dlexp.report <run dir or sweep dir>`: PNG plots and a markdown summary.
 
 A run dir (it holds summary.json) gets its learning curves and, for classification,
-its test confusion matrix. Any other dir is read as a sweep: every run dir under it is
-a job, compared in a leaderboard, by the objective against each swept hyperparameter,
-and by the objective's curve per job. Files go to <dir>/report/ (or --out); the
-markdown summary is report.md there.
+its test confusion matrix. Any other dir is read as a sweep with `dlexp.sweep` (its
+jobs, their overrides and the leaderboard), compared by the objective against each
+swept hyperparameter and by the objective's curve per job. Files go to <dir>/report/
+(or --out); the markdown summary is report.md there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from dataclasses import dataclass, field
 
 import polars as pl
 
 CURVE_SCHEMA = {"tag": pl.String, "step": pl.Int64, "value": pl.Float64}
-
-
-@dataclass
-class RunRecord:
-    """What the report needs of one run: its summary, overrides and scalar curves."""
-
-    path: str
-    summary: dict
-    overrides: dict[str, object] = field(default_factory=dict)
-    curves: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CURVE_SCHEMA))
-
-    @property
-    def objective(self) -> float | None:
-        v = (self.summary.get("objective") or {}).get("value")
-        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-
-def find_runs(root: str) -> list[str]:
-    """Run dirs (holding summary.json) at or under `root`, in natural job order."""
-    found = [d for d, _, files in os.walk(root) if "summary.json" in files]
-    return sorted(found, key=lambda d: [int(p) if p.isdigit() else p for p in os.path.relpath(d, root).split(os.sep)])
-
-
-def parse_value(text: str) -> object:
-    """'3e-3' -> 0.003, '64' -> 64, 'mlp' -> 'mlp': sweeps plot numbers on a number axis."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_overrides(run_dir: str) -> dict[str, object]:
-    path = os.path.join(run_dir, ".hydra", "overrides.yaml")
-    if not os.path.exists(path):
-        return {}
-    from omegaconf import OmegaConf
-
-    out = {}
-    for o in OmegaConf.to_container(OmegaConf.load(path)) or []:
-        key, _, value = str(o).lstrip("+~").partition("=")
-        out[key] = parse_value(value)
-    return out
 
 
 def read_curves(run_dir: str) -> pl.DataFrame:
@@ -83,12 +37,6 @@ def read_curves(run_dir: str) -> pl.DataFrame:
     return pl.DataFrame(schema=CURVE_SCHEMA)
 
 
-def load_run(run_dir: str) -> RunRecord:
-    with open(os.path.join(run_dir, "summary.json")) as f:
-        summary = json.load(f)
-    return RunRecord(run_dir, summary, read_overrides(run_dir), read_curves(run_dir))
-
-
 def curve_metrics(curves: pl.DataFrame, limit: int = 3) -> list[str]:
     """The metrics with a val curve, loss first: the panels of the learning-curve figure."""
     names = sorted({t.split("/", 1)[1] for t in curves["tag"].to_list() if t.startswith("val/")})
@@ -105,25 +53,28 @@ def md_table(header: list[str], rows: list[list]) -> str:
 # ---------------------------------------------------------------------------- one run
 
 
-def run_report(run: RunRecord, out: str) -> str:
+def run_report(run_dir: str, out: str) -> str:
     from dlexp.inspection import plots
 
-    s = run.summary
-    lines = [f"# Run report: `{run.path}`", ""]
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        s = json.load(f)
+    curves = read_curves(run_dir)
+    lines = [f"# Run report: `{run_dir}`", ""]
     lines.append(f"status **{s.get('status')}**, {s.get('steps', '?')} steps, wall time {s.get('wall_time_s', '?')} s")
     obj = s.get("objective") or {}
     lines += [f"objective {obj.get('metric')} ({obj.get('mode')}) = {obj.get('value')} "
               f"at step {(s.get('best') or {}).get('step')}", ""]
     if s.get("error"):
         lines += [f"error: `{s['error']}`", ""]
-    splits = {"train (last)": (s.get("final") or {}).get("train") or {}, "val (best)": (s.get("best") or {}).get("val") or {},
+    splits = {"train (last)": (s.get("final") or {}).get("train") or {},
+              "val (best)": (s.get("best") or {}).get("val") or {},
               "test": s.get("test") or {}}
     cols = list(dict.fromkeys(k for m in splits.values() for k in m))
     if cols:
         lines += [md_table(["split", *cols], [[name, *(m.get(c) for c in cols)] for name, m in splits.items()]), ""]
-    metrics = curve_metrics(run.curves)
+    metrics = curve_metrics(curves)
     if metrics:
-        plots.learning_curves(run.curves, metrics, os.path.join(out, "curves.png"), title=run.path,
+        plots.learning_curves(curves, metrics, os.path.join(out, "curves.png"), title=run_dir,
                               best_step=(s.get("best") or {}).get("step"), test=s.get("test"))
         lines += ["## Learning curves", "", "![learning curves](curves.png)", ""]
     cm = s.get("confusion")
@@ -138,51 +89,48 @@ def run_report(run: RunRecord, out: str) -> str:
 # ---------------------------------------------------------------------------- a sweep
 
 
-def swept_keys(runs: list[RunRecord]) -> list[str]:
-    """Override keys whose value differs between jobs."""
-    keys = list(dict.fromkeys(k for r in runs for k in r.overrides))
-    return [k for k in keys if len({repr(r.overrides.get(k)) for r in runs}) > 1]
+def number_or_text(values: list) -> list:
+    """Override values as numbers where they all are ('3e-3' -> 0.003), so they plot on a number axis."""
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return values
 
 
-def sweep_report(root: str, runs: list[RunRecord], out: str) -> str:
+def sweep_report(root: str, out: str) -> str:
+    from dlexp import sweep
     from dlexp.inspection import plots
 
-    obj = next((r.summary.get("objective") for r in runs if r.summary.get("objective")), None) or {}
-    metric, mode = obj.get("metric", "val/loss"), obj.get("mode", "min")
-    keys = swept_keys(runs)
-    scored = [i for i, r in enumerate(runs) if r.objective is not None]
-    best = (min if mode == "min" else max)(scored, key=lambda i: runs[i].objective) if scored else None
-    order = sorted(range(len(runs)), key=lambda i: (runs[i].objective is None,
-                                                   (runs[i].objective or 0) * (1 if mode == "min" else -1)))
-    test_cols = list(dict.fromkeys(k for r in runs for k in (r.summary.get("test") or {})))[:5]
-    rows = [[os.path.relpath(runs[i].path, root), *(runs[i].overrides.get(k) for k in keys), runs[i].objective,
-             *((runs[i].summary.get("test") or {}).get(c) for c in test_cols), runs[i].summary.get("status"),
-             runs[i].summary.get("wall_time_s")] for i in order]
-    failed = sum(r.summary.get("status") == "failed" for r in runs)
+    ranked = sweep.leaderboard(sweep.collect([root]))
+    metric = next((m for m in ranked["objective_metric"].to_list() if m), "objective")
+    mode = next((m for m in ranked["mode"].to_list() if m), "min")
+    keys = [k for k in sweep.swept_keys(ranked) if k != "seed"]
+    failed = ranked.filter(pl.col("status") != "completed").height
+    swept = ", ".join(keys) or "nothing"
     lines = [f"# Sweep report: `{root}`", "",
-             f"{len(runs)} jobs ({failed} failed); objective {metric} ({mode}); swept: {', '.join(keys) or 'nothing'}", ""]
-    if best is not None:
-        b = runs[best]
-        lines += [f"best: job `{os.path.relpath(b.path, root)}` with {metric} = {b.objective:.6g}: "
-                  f"`{' '.join(f'{k}={v}' for k, v in b.overrides.items())}`", ""]
-    lines += [md_table(["job", *keys, metric, *(f"test/{c}" for c in test_cols), "status", "wall s"], rows), ""]
-    if scored:
+             f"{ranked.height} jobs ({failed} failed); objective {metric} ({mode}); swept: {swept}", ""]
+    best = ranked.row(0, named=True)
+    if best["status"] == "completed" and best["objective"] is not None:
+        lines += [f"best: job `{best['job']}` with {metric} = {best['objective']:.6g}: `{best['overrides']}`", ""]
+    shown = sweep.shown_columns(ranked)
+    header = [metric if c == "objective" else c for c in shown]
+    lines += [md_table(header, [list(r) for r in ranked.select(shown).iter_rows()]), ""]
+    scored = ranked.filter(pl.col("objective").is_not_null() & pl.col("objective").is_finite())
+    if scored.height:
         lines += ["## Objective against each swept hyperparameter", ""]
-        for k in keys:
-            idx = [i for i in scored if k in runs[i].overrides]
-            if not idx:
-                continue
-            name = f"{metric.replace('/', '_')}_vs_{safe_name(k)}.png"
-            others = [o for o in keys if o != k]
-            plots.metric_vs_hparam([runs[i].overrides[k] for i in idx], [runs[i].objective for i in idx],
-                                   os.path.join(out, name), hparam=k, metric=metric,
-                                   best=idx.index(best) if best in idx else None,
-                                   groups=[" ".join(f"{o}={runs[i].overrides.get(o)}" for o in others) for i in idx])
-            lines += [f"![{metric} vs {k}]({name})", ""]
-    labels = {" ".join(f"{k}={r.overrides.get(k)}" for k in keys) or os.path.relpath(r.path, root): r.curves
-              for r in runs}
-    if any(t.height for t in labels.values()):
-        plots.curves_per_job(labels, metric, os.path.join(out, "curves.png"))
+    for k in keys if scored.height else []:
+        rows = scored.filter(pl.col(k).is_not_null())
+        others = [o for o in keys if o != k]
+        groups = [" ".join(f"{o}={r[o]}" for o in others) for r in rows.iter_rows(named=True)]
+        name = f"{metric.replace('/', '_')}_vs_{safe_name(k)}.png"
+        plots.metric_vs_hparam(number_or_text(rows[k].to_list()), rows["objective"].to_list(), os.path.join(out, name),
+                               hparam=k, metric=metric, best=0 if rows["job"][0] == best["job"] else None,
+                               groups=groups)
+        lines += [f"![{metric} vs {k}]({name})", ""]
+    curves = {" ".join(f"{k}={r[k]}" for k in keys) or r["job"]: read_curves(os.path.join(root, r["job"]))
+              for r in ranked.unique("job", maintain_order=True).iter_rows(named=True)}
+    if any(t.height for t in curves.values()):
+        plots.curves_per_job(curves, metric, os.path.join(out, "curves.png"))
         lines += ["## The objective during each job", "", "![curves per job](curves.png)", ""]
     return "\n".join(lines)
 
@@ -196,16 +144,15 @@ def safe_name(key: str) -> str:
 
 def write_report(root: str, out: str | None = None) -> str:
     """Writes the PNGs and report.md for a run or sweep dir; returns the markdown's path."""
+    from dlexp.sweep import find_jobs
+
     root = os.path.normpath(root)
-    runs = find_runs(root)
-    if not runs:
-        raise FileNotFoundError(f"{root!r} holds no run (no summary.json at or under it)")
+    is_run = os.path.exists(os.path.join(root, "summary.json"))
+    if not is_run and not find_jobs(root):
+        raise FileNotFoundError(f"{root!r} is neither a run dir (no summary.json) nor a sweep dir (no jobs under it)")
     out = out or os.path.join(root, "report")
     os.makedirs(out, exist_ok=True)
-    if os.path.exists(os.path.join(root, "summary.json")):
-        text = run_report(load_run(root), out)
-    else:
-        text = sweep_report(root, [load_run(d) for d in runs], out)
+    text = run_report(root, out) if is_run else sweep_report(root, out)
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
         f.write(text + "\n")

@@ -40,8 +40,12 @@ class TensorBoardWriter:
 
     def embedding(self, tag: str, features, metadata: list, header: list[str], images_nchw, step: int) -> None:
         """Projector files under tb/<step>/<tag>/ plus tb/projector_config.pbtxt."""
-        self.w.add_embedding(features, metadata=metadata, metadata_header=header, label_img=images_nchw,
-                             global_step=step, tag=tag)
+        import warnings
+
+        with warnings.catch_warnings():  # its sprite casts uninitialized padding (redrawn below)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.w.add_embedding(features, metadata=metadata, metadata_header=header, label_img=images_nchw,
+                                 global_step=step, tag=tag)
         if images_nchw is not None:  # tensorboardX fills the sprite's unused rows with uninitialized memory
             _save_sprite(os.path.join(self.w.logdir, f"{step:05d}", tag, "sprite.png"), images_nchw)
 

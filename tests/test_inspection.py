@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import ROOT
 from dlexp.inspection.embeddings import features_and_outputs, metadata_rows, sprite_images
-from dlexp.inspection.layer_stats import grads_and_updates, update_ratios
+from dlexp.inspection.layer_stats import applied_update, loss_grads, update_ratios
 from dlexp.models import CNN, MLP
 from dlexp.tasks import Classification
 from dlexp.tasks.base import split_model
@@ -47,7 +47,7 @@ def test_a_run_with_inspection_writes_histograms_ratios_projector_and_confusion(
     assert sorted(ratio) == [0, 16] and 1e-5 < ratio[16] < 1  # warmup_cosine: lr is 0 at step 0
     assert ratio[0] == 0.0
     assert all(math.isfinite(e.value) and e.value >= 0 for e in acc.Scalars("update_ratio/head/kernel"))
-    assert {"config", "model"} <= {t.split("/")[0] for t in tags["tensors"]}  # text: config and model summary
+    assert {"config", "data", "model"} <= {t.split("/")[0] for t in tags["tensors"]}  # the texts
 
     emb = tb / "00024" / "val_features"
     pbtxt = (tb / "projector_config.pbtxt").read_text()
@@ -70,7 +70,7 @@ def test_a_run_with_inspection_writes_histograms_ratios_projector_and_confusion(
     assert np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["accuracy"])
 
 
-def test_update_ratio_is_the_update_the_train_step_applies():
+def test_grads_and_update_ratio_are_those_of_the_train_step():
     model = MLP((6,), 3, hidden=(8,), rngs=nnx.Rngs(0))
     sm, task = split_model(model), Classification(num_classes=3)
     tx = optax.adam(0.01)
@@ -78,18 +78,24 @@ def test_update_ratio_is_the_update_the_train_step_applies():
     x = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
     y = np.arange(16, dtype=np.int32) % 3
     key = jax.random.key(0)
-    step_fn = jax.jit(lambda p, r, o: grads_and_updates(task, sm, tx, p, r, o, x, y, key))
-    grads, updates = step_fn(state["params"], state["rest"], state["opt"])
-    new_state, sums = jax.jit(task.make_train_step(sm, tx))(state, x, y, key)
-    applied = jax.tree.map(lambda a, b: a - b, new_state["params"], state["params"])
-    assert jax.tree.all(jax.tree.map(lambda u, a: np.allclose(u, a, atol=1e-6), updates, applied))
+    train_step = jax.jit(task.make_train_step(sm, tx))
+    grads = jax.jit(lambda p, r: loss_grads(task, sm, p, r, x, y, key))(state["params"], state["rest"])
+    updates = jax.jit(lambda s: applied_update(train_step, s, x, y, key))(state)
+    new_state, sums = train_step(state, x, y, key)
     assert float(optax.tree.norm(grads)) == pytest.approx(float(sums["grad_norm"]), rel=1e-5)
-    ratios = update_ratios(jax.device_get(state["params"]), jax.device_get(updates))
-    expected = float(optax.tree.norm(applied)) / float(optax.tree.norm(state["params"]))
-    assert ratios["train/update_ratio"] == pytest.approx(expected, rel=1e-4)
-    k = state["params"]["head"]["kernel"]
+    # Adam's first step moves every weight by about lr (its update is lr * sign(grad))
+    head_update = np.asarray(updates["head"]["kernel"])
+    np.testing.assert_allclose(np.abs(head_update), 0.01, rtol=1e-3)
+    np.testing.assert_allclose(head_update, -0.01 * np.sign(grads["head"]["kernel"]), rtol=1e-3)
+    params = jax.device_get(state["params"])
+    ratios = update_ratios(params, jax.device_get(updates))
+    applied = jax.tree.map(np.subtract, jax.device_get(new_state["params"]), params)
+    assert ratios["train/update_ratio"] == pytest.approx(
+        float(optax.tree.norm(applied)) / float(optax.tree.norm(params)), rel=1e-4)
     assert ratios["update_ratio/head/kernel"] == pytest.approx(
-        float(np.linalg.norm(applied["head"]["kernel"]) / np.linalg.norm(k)), rel=1e-4)
+        0.01 * np.sqrt(head_update.size) / np.linalg.norm(params["head"]["kernel"]), rel=1e-3)
+    assert set(ratios) == {"train/update_ratio", *(f"update_ratio/{p}" for p in
+                           ("body/layers/0/kernel", "body/layers/0/bias", "head/kernel", "head/bias"))}
 
 
 @pytest.mark.parametrize("make", [lambda r: MLP((8, 8, 1), 4, hidden=(12, 6), rngs=r),
@@ -134,22 +140,35 @@ def test_regression_metadata_is_in_target_units():
     assert rows == [["100", "105", "5"], ["110", "110", "0"]]
 
 
-def test_tb_export_writes_every_scalar_of_every_run(compose, tmp_path):
-    for name, lr in (("a", "0.001"), ("b", "0.01")):
-        run(compose([*TINY, f"optimizer.lr={lr}", "trainer.steps=16"]), str(tmp_path / "runs" / name))
-    out = tmp_path / "scalars.parquet"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "tb_export.py"), str(tmp_path / "runs"), "-o", str(out)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    table = pl.read_parquet(out)
+def write_run(logdir, values: dict[str, list[float]]) -> None:
+    """Real event files, written as any run's writer writes them."""
+    from tensorboardX import SummaryWriter
+
+    w = SummaryWriter(logdir)
+    for tag, vs in values.items():
+        for step, v in enumerate(vs):
+            w.add_scalar(tag, v, step * 10)
+    w.close()
+
+
+def test_tb_export_writes_every_scalar_of_every_run(tmp_path):
+    write_run(tmp_path / "runs" / "a" / "tb", {"train/loss": [2.0, 1.5, 1.25], "val/loss": [2.5, 2.0, 1.75]})
+    write_run(tmp_path / "runs" / "b" / "tb", {"train/loss": [3.0, 0.5]})
+    write_run(tmp_path / "runs" / "b" / "tb" / "seed_1", {"train/loss": [4.0]})  # a nested run
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = str(ROOT / "scripts" / "tb_export.py")
+    for out in (tmp_path / "scalars.parquet", tmp_path / "scalars.csv"):
+        proc = subprocess.run([sys.executable, script, str(tmp_path / "runs"), "-o", str(out)],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "9 scalars, 3 runs, 2 tags" in proc.stdout
+    table = pl.read_parquet(tmp_path / "scalars.parquet")
     assert table.columns == ["run", "tag", "step", "value", "wall_time"]
-    assert sorted(table["run"].unique().to_list()) == ["a/tb", "b/tb"]
-    loss = table.filter((pl.col("run") == "b/tb") & (pl.col("tag") == "val/loss")).sort("step")
-    assert loss["step"].to_list() == [8, 16]
-    jsonl = pl.read_ndjson(tmp_path / "runs" / "b" / "metrics.jsonl").filter(pl.col("val/loss").is_not_null())
-    assert loss["value"].to_list() == pytest.approx(jsonl["val/loss"].to_list(), rel=1e-6)
-    per_run = table.group_by("run").agg(pl.col("tag").n_unique())
-    assert per_run["tag"].min() >= 20  # train/*, val/*, test/*, best/val/* of each run
-    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "tb_export.py"), str(tmp_path / "nope")],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert table.select("run", "tag", "step", "value").rows() == [
+        ("a/tb", "train/loss", 0, 2.0), ("a/tb", "train/loss", 10, 1.5), ("a/tb", "train/loss", 20, 1.25),
+        ("a/tb", "val/loss", 0, 2.5), ("a/tb", "val/loss", 10, 2.0), ("a/tb", "val/loss", 20, 1.75),
+        ("b/tb", "train/loss", 0, 3.0), ("b/tb", "train/loss", 10, 0.5), ("b/tb/seed_1", "train/loss", 0, 4.0)]
+    assert (table["wall_time"] > 1e9).all()
+    assert pl.read_csv(tmp_path / "scalars.csv").drop("wall_time").equals(table.drop("wall_time"))
+    bad = subprocess.run([sys.executable, script, str(tmp_path / "nope")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "is not a directory" in bad.stderr

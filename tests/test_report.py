@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, read_json
+from conftest import read_json
 from dlexp.errors import ConfigError
 from dlexp.report import main, write_report
 from dlexp.train import run
@@ -24,14 +22,12 @@ def looks_like_a_plot(path) -> None:
     assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10, path  # a real figure, not a blank
 
 
-def test_run_report_has_curves_confusion_and_metrics(compose, tmp_path):
+def test_run_report_has_curves_confusion_and_metrics(compose, tmp_path, capsys):
     run_dir = tmp_path / "run"
     run(compose(TINY), str(run_dir))
     summary = read_json(run_dir / "summary.json")
-    proc = subprocess.run([sys.executable, "-m", "dlexp.report", str(run_dir)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    md_path = proc.stdout.strip()
+    assert main([str(run_dir)]) == 0  # python -m dlexp.report <run dir>
+    md_path = capsys.readouterr().out.strip().splitlines()[-1]
     assert md_path == str(run_dir / "report" / "report.md")
     md = open(md_path).read()
     assert "![learning curves](curves.png)" in md and "![confusion matrix](confusion.png)" in md
@@ -69,4 +65,4 @@ def test_sweep_report_compares_jobs_by_each_swept_key(compose, tmp_path):
 
 def test_a_dir_without_runs_is_one_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
-    assert "holds no run (no summary.json at or under it)" in capsys.readouterr().err
+    assert "is neither a run dir (no summary.json) nor a sweep dir (no jobs under it)" in capsys.readouterr().err

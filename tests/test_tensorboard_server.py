@@ -65,9 +65,11 @@ def session_hparams(job_dir) -> dict:
 
 def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    cli("-m", "model=mlp", "model.hidden=[32]", f"optimizer.lr={','.join(JOBS.values())}", "trainer.steps=16",
+    proc = cli("-m", "model=mlp", "model.hidden=[32]", f"optimizer.lr={','.join(JOBS.values())}", "trainer.steps=16",
         "trainer.eval_every=8", "trainer.log_every=8", "trainer.progress=false", "logger.histograms_every=8",
         "logger.embeddings=true", "logger.embedding_samples=40", f"hydra.sweep.dir={sweep}", check=True)
+    printed = proc.stdout + proc.stderr
+    assert printed.count("head.kernel") == 2 and "total" in printed  # each job prints its model summary at start
     for run, lr in JOBS.items():  # each job holds its own hparams session in its own tb/
         assert session_hparams(sweep / run.split("/")[0])["optimizer.lr"].string_value == lr
 

@@ -42,4 +42,5 @@ class TestConfusion(Hook):
         cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"])
         if cm is not None:
             classes = ctx.data.classes or list(range(cm.shape[0]))
-            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": cm.round().astype(int).tolist()}
+            matrix = cm.round().astype(int).tolist()
+            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": matrix}

@@ -1,16 +1,19 @@
 """Per-layer histograms of parameters and gradients, and update-to-parameter ratios.
 
 The train step stays lean (it returns only the global gradient norm). At the
-inspection cadence this hook takes one training batch, computes its gradients and
-the update the optimizer would apply from the current state, and logs:
+inspection cadence this hook takes one training batch and logs:
 
   params/<path>         histogram of each parameter array (path: body/layers/0/kernel)
-  grads/<path>          histogram of its gradient on that batch
+  grads/<path>          histogram of the gradient of the task's loss on that batch
   update_ratio/<path>   ||update|| / ||param|| of each array (scalar)
   train/update_ratio    the same over all parameters
 
-A healthy ratio is around 1e-3 per step; far above, the learning rate is too high for
-that layer, far below, the layer barely learns.
+The update is what the run's own train step (its optimizer state, schedule, clipping,
+penalties) would change the params by on that batch, so the ratio is exact for any
+task, a GAN's two nets included. A healthy ratio is around 1e-3 per step; far above,
+the learning rate is too high for that layer, far below, the layer barely learns.
+Gradient histograms need a task with the standard step (a loss of outputs and targets);
+the penalties of `loss.l1` / `loss.l2` are left out of them: they show the data's pull.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import optax
 from flax import nnx
 
 from dlexp.hooks import Hook
+from dlexp.tasks import Task
 
 log = logging.getLogger("dlexp")
 
@@ -35,17 +39,22 @@ def leaf_paths(tree: Any) -> list[tuple[str, Any]]:
     return [("/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path), leaf) for path, leaf in flat]
 
 
-def grads_and_updates(task, sm, tx, params, rest, opt, x, y, key):
-    """Pure: the gradient of the mean loss on (x, y) and the optimizer's update for it."""
+def loss_grads(task, sm, params, rest, x, y, key):
+    """Pure: the gradient of the task's mean loss on (x, y), in train mode."""
+    targets = task.targets(x, y) if hasattr(task, "targets") else y
 
     def loss_fn(p):
         model = nnx.merge(sm.train_def, p, rest)
         out = model(x, rngs=nnx.Rngs(dropout=key)) if sm.takes_rngs else model(x)
-        return jnp.mean(task.loss(out, y))
+        return jnp.mean(task.loss(out, targets))
 
-    grads = jax.grad(loss_fn)(params)
-    updates, _ = tx.update(grads, opt, params)
-    return grads, updates
+    return jax.grad(loss_fn)(params)
+
+
+def applied_update(train_step, state, x, y, key):
+    """Pure: how much the run's train step would change each parameter on (x, y)."""
+    new_state, _ = train_step(state, x, y, key)
+    return jax.tree.map(jnp.subtract, new_state["params"], state["params"])
 
 
 def update_ratios(params: Any, updates: Any) -> dict[str, float]:
@@ -71,16 +80,18 @@ class LayerStats(Hook):
         self.every = max(int(every), 1)
         self.make_tx = make_tx  # total steps -> the run's optimizer (rebuilt: the hook has no handle on it)
         self.seed = seed
-        self.step_fn = None
+        self.update_fn = self.grads_fn = None
         self.last = None
 
     def on_start(self, ctx, loop) -> None:
-        state = loop.state
-        if isinstance(state, dict) and "opt" in state and hasattr(ctx.task, "loss"):
-            tx = self.make_tx(ctx.plan.total_steps)
-            self.step_fn = jax.jit(lambda p, r, o, x, y, k: grads_and_updates(ctx.task, ctx.model, tx, p, r, o, x, y, k))
+        task, sm = ctx.task, ctx.model
+        train_step = task.make_train_step(sm, self.make_tx(ctx.plan.total_steps))
+        self.update_fn = jax.jit(lambda state, x, y, key: applied_update(train_step, state, x, y, key))
+        if type(task).make_train_step is Task.make_train_step:
+            self.grads_fn = jax.jit(lambda p, r, x, y, key: loss_grads(task, sm, p, r, x, y, key))
         else:
-            log.warning("inspection: this task's state has no optimizer state; logging parameter histograms only")
+            log.info("inspection: %s has its own train step; no gradient histograms (params and updates only)",
+                     task.name)
         self.write(ctx, loop)  # the initialization, before the first step
 
     def on_log(self, ctx, loop) -> None:
@@ -90,18 +101,17 @@ class LayerStats(Hook):
     def write(self, ctx, loop) -> None:
         self.last = step = loop.step
         state = one_copy(ctx, loop.state)
-        params = state["params"]
-        host_params = jax.device_get(params)
-        for path, value in leaf_paths(host_params):
-            ctx.writers.histogram(f"params/{path}", np.asarray(value), step)
-        if self.step_fn is None:
-            return
         x, y = self.batch(ctx, step)
         key = jax.random.fold_in(jax.random.key(self.seed), step)
-        grads, updates = jax.device_get(self.step_fn(params, state["rest"], state["opt"], x, y, key))
-        for path, value in leaf_paths(grads):
-            ctx.writers.histogram(f"grads/{path}", np.asarray(value), step)
-        ctx.writers.scalars(step, update_ratios(host_params, updates))
+        params = jax.device_get(state["params"])
+        for path, value in leaf_paths(params):
+            ctx.writers.histogram(f"params/{path}", np.asarray(value), step)
+        if self.grads_fn is not None:
+            grads = jax.device_get(self.grads_fn(state["params"], state["rest"], x, y, key))
+            for path, value in leaf_paths(grads):
+                ctx.writers.histogram(f"grads/{path}", np.asarray(value), step)
+        updates = jax.device_get(self.update_fn(state, x, y, key))
+        ctx.writers.scalars(step, update_ratios(params, updates))
 
     def batch(self, ctx, step: int) -> tuple[np.ndarray, np.ndarray]:
         """A training batch drawn by step number: the same batches on a rerun."""
