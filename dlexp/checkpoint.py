@@ -80,12 +80,18 @@ class Checkpoints:
             raise ConfigError(f"trainer.checkpoint.keep={keep} must be at least 1")
         self.directory = checkpoint_dir(run_dir)
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=async_save, read_only=read_only,
+            max_to_keep=None if read_only else keep, enable_async_checkpointing=async_save, read_only=read_only,
             create=not read_only, cleanup_tmp_directories=not read_only,
         )
         handlers = {"state": ocp.PyTreeCheckpointHandler(), "best": ocp.PyTreeCheckpointHandler(),
                     "meta": ocp.JsonCheckpointHandler()}
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        absl = logging.getLogger("absl")
+        level = absl.level
+        absl.setLevel(logging.ERROR if read_only else level)  # "directory is read only": as asked
+        try:
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        finally:
+            absl.setLevel(level)
 
     # ------------------------------------------------------------------ save
     def save(self, step: int, state: Any, best: dict, meta: dict) -> None:
@@ -124,7 +130,7 @@ class Checkpoints:
     def check_fits(self, step: int, abstract: Any, item: str = "state") -> None:
         """Names the first array whose shape differs between the checkpoint and this config."""
         saved = _shapes(self.manager.item_metadata(step)[item].tree)
-        for key, shape in _shapes(abstract).items():
+        for key, shape in sorted(_shapes(abstract).items(), key=lambda kv: not kv[0].startswith("params")):
             if key not in saved or tuple(saved[key]) != shape:
                 found = "missing" if key not in saved else f"shape {tuple(saved[key])}"
                 raise ConfigError(
@@ -132,6 +138,15 @@ class Checkpoints:
                     f"there but {shape} here; resume with the model and optimizer it was trained with, "
                     "or start in another run dir"
                 )
+
+    def set_aside(self, after: int) -> None:
+        """Renames the steps after `after` (damaged ones) to <step>.damaged, so the run can save them anew."""
+        for step in self.steps():
+            if step > after:
+                src = os.path.join(self.directory, str(step))
+                os.replace(src, f"{src}.damaged-{int(time.time())}")
+                log.warning("moved the damaged checkpoint %s aside", src)
+        self.manager.reload()
 
     def latest_good(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
         """(step, restore(step)) for the newest step that restores; a damaged one is skipped with a warning."""
@@ -250,6 +265,8 @@ class CheckpointHook(Hook):
         abstract = abstract_of(_unreplicate(ctx.layout, loop.state))
         step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
         check_resumable(meta, ctx.plan, self.seed, self.source.directory)
+        if self.source is self.store:
+            self.store.set_aside(after=step)
         loop.state = _place(ctx.layout, state)
         apply_meta(loop, meta)
         loop.best_state = (best["params"], best["rest"]) if loop.best_step >= 0 else None
