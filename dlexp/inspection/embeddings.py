@@ -7,7 +7,8 @@ only with fewer dimensions. At the end of a run the hook embeds a seeded sample 
 val split through the best state and writes, under the run's tb/ dir:
 
   tensors.tsv    one feature row per sample
-  metadata.tsv   label, predicted, correct (regression: target, prediction, abs_error)
+  metadata.tsv   label, predicted, correct (regression: target, prediction, abs_error;
+                 other tasks: the data's label)
   sprite.png     the sample images, for image data
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from dlexp.hooks import Hook
+from dlexp.tasks import Classification, Regression
 
 log = logging.getLogger("dlexp")
 TAG = "val_features"
@@ -38,17 +40,23 @@ def sample_indices(n: int, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, min(k, n), replace=False))
 
 
-def metadata_rows(task: str, y: np.ndarray, out: np.ndarray, classes, target_scale) -> tuple[list[str], list[list]]:
+def metadata_rows(task, y: np.ndarray, out: np.ndarray, classes, target_scale) -> tuple[list[str], list[list]]:
     """(header, rows): what the projector can colour and search points by."""
-    if task == "classification":
+    if isinstance(task, Classification):
         names = list(classes) if classes else list(range(out.shape[-1]))
         pred = out.argmax(-1)
         return ["label", "predicted", "correct"], [[names[t], names[p], bool(t == p)] for t, p in zip(y, pred)]
-    mean, std = target_scale
-    target, prediction = y * std + mean, out.reshape(y.shape) * std + mean
-    return ["target", "prediction", "abs_error"], [
-        [f"{t:.4g}", f"{p:.4g}", f"{abs(t - p):.4g}"] for t, p in zip(target, prediction)
-    ]
+    if isinstance(task, Regression):
+        mean, std = target_scale
+        target, prediction = y * std + mean, out.reshape(y.shape) * std + mean
+        if y.ndim == 1:
+            return ["target", "prediction", "abs_error"], [
+                [f"{t:.4g}", f"{p:.4g}", f"{abs(t - p):.4g}"] for t, p in zip(target, prediction)
+            ]
+        err = np.abs(target - prediction).reshape(len(y), -1).mean(1)  # several outputs (a forecast horizon)
+        return ["mean_abs_error"], [[f"{e:.4g}"] for e in err]
+    labels = [classes[t] for t in y] if classes and y.ndim == 1 else [str(t) for t in y.reshape(len(y), -1)[:, 0]]
+    return ["label"], [[v] for v in labels]  # other tasks (GAN, autoencoder): the data's own label
 
 
 def sprite_images(x: np.ndarray, prep: dict) -> np.ndarray | None:
@@ -98,6 +106,6 @@ class Embeddings(Hook):
             log.info("embeddings: the model has no features(x); the projector shows its outputs instead")
         forward = jax.jit(lambda p, r, xb: features_and_outputs(graphdef, p, r, xb))
         feats, out = jax.device_get(forward(params, rest, x))
-        header, rows = metadata_rows(data.task, y, np.asarray(out), data.classes, data.target_scale)
+        header, rows = metadata_rows(ctx.task, y, np.asarray(out), data.classes, data.target_scale)
         images = sprite_images(x, data.prep)
         ctx.writers.embedding(TAG, np.asarray(feats), rows, header, images, loop.step)

@@ -58,10 +58,13 @@ def applied_update(train_step, state, x, y, key):
 
 
 def update_ratios(params: Any, updates: Any) -> dict[str, float]:
-    """||update|| / ||param|| per array and over all parameters (`train/update_ratio`)."""
+    """||update|| / ||param|| per array and over all parameters (`train/update_ratio`).
+    An array that is still all zeros (a bias at init) has no ratio yet and is left out."""
     ratios = {}
     for (path, p), (_, u) in zip(leaf_paths(params), leaf_paths(updates)):
-        ratios[f"update_ratio/{path}"] = float(np.linalg.norm(u) / max(np.linalg.norm(p), 1e-12))
+        norm = np.linalg.norm(p)
+        if norm > 1e-8:
+            ratios[f"update_ratio/{path}"] = float(np.linalg.norm(u) / norm)
     total_p = float(optax.tree.norm(params))
     ratios["train/update_ratio"] = float(optax.tree.norm(updates)) / max(total_p, 1e-12)
     return ratios
