@@ -83,7 +83,8 @@ def table(
     if cols.categorical and image_shape is not None and not image:
         raise DataError("dataset.image_shape reshapes numeric pixel columns; it cannot hold categorical columns")
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
-    nan_as_null = [pl.col(c).fill_nan(None) for c in cols.numeric if schema[c].is_float()]  # NaN is missing too
+    nan_as_null = [pl.col(c).fill_nan(None) for c in dict.fromkeys([label, *cols.numeric])
+                   if schema[c].is_float()]  # NaN is missing too (a NaN label is a null label)
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra)))).with_columns(nan_as_null)
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
 
@@ -91,6 +92,7 @@ def table(
     frame = lf if streaming else collect(lf, path).rechunk()  # read once; one chunk per column gathers fast
     counts = frame.lazy().null_count().collect(engine="streaming").row(0, named=True)
     clean.check_nulls(counts, rules, label, path)
+    _check_finite(frame, [c for c in [label, *cols.numeric] if schema[c].is_float()], path)
     n_read = _height(frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")
@@ -231,6 +233,17 @@ def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
     if isinstance(frame, pl.LazyFrame):
         return frame.select(names).collect(engine="streaming")
     return frame.select(names)
+
+
+def _check_finite(frame, columns: list[str], path: str) -> None:
+    """inf is not a value a model can learn from (NaN was already made a null): name the columns."""
+    if not columns:
+        return
+    counts = frame.lazy().select(pl.col(columns).is_infinite().sum()).collect().row(0, named=True)
+    bad = {c: n for c, n in counts.items() if n}
+    if bad:
+        listed = ", ".join(f"{c} ({n})" for c, n in bad.items())
+        raise DataError(f"columns of {path} hold inf values: {listed}; replace or drop those rows first")
 
 
 def _infer_task(task: str, y: pl.Series) -> str:
