@@ -39,6 +39,9 @@ def learning_curves(curves: pl.DataFrame, metrics: Sequence[str], path: str, *, 
             ax.axhline(test[m], color="tab:green", ls=":", label=f"test {test[m]:.4g}")
         if best_step is not None and best_step >= 0:
             ax.axvline(best_step, color="grey", ls="--", lw=0.8, label="best step")
+        values = curves.filter(pl.col("tag").is_in([f"train/{m}", f"val/{m}"]))["value"].to_numpy()
+        if m == "loss" and positive(values) and values.max() / values.min() > 30:
+            ax.set_yscale("log")  # a loss that fell by orders of magnitude: the late part stays readable
         ax.set_title(m)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
