@@ -119,3 +119,14 @@ def test_nonfinite_update_stops_naming_the_step_and_keeps_finite_checkpoints(com
 def test_nan_policy_skip_skips_and_counts(compose, tmp_path):
     _, s = run(compose([*TINY, "trainer.steps=12", *NAN, "trainer.nan_policy=skip"]), str(tmp_path / "r"))
     assert s["status"] == "completed" and s["skipped_steps"] >= 1
+
+
+@pytest.mark.parametrize("change,message", [
+    ("trainer.checkpoint.keep=0", "trainer.checkpoint.keep=0 must be at least 1"),
+    ("trainer.checkpoint.every_steps=0", "trainer.checkpoint.every_steps=0 must be at least 1 (or null: off)"),
+    ("trainer.resume=x", "trainer.resume='x' needs trainer.checkpoint.enabled=true"),
+])
+def test_bad_checkpoint_settings_are_named(compose, tmp_path, change, message):
+    extra = ["trainer.checkpoint.enabled=false"] if change.startswith("trainer.resume") else []
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(compose([*TINY, "trainer.steps=6", change, *extra]), str(tmp_path / "r"))

@@ -94,3 +94,15 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
     ref = read_json(ref_dir / "summary.json")
     assert_bitwise_equal(final_state(run_dir), final_state(ref_dir))
     assert summary["test"] == ref["test"] and summary["best"] == ref["best"]
+
+
+def test_a_clashing_run_dir_is_refused_before_hydra_writes_there(tmp_path, cache_dir):
+    run_dir = tmp_path / "done"
+    fast = ["model=mlp", "dataset=wine", "debug=fast", "logger=none", "trainer.checkpoint.enabled=false",
+            f"hydra.run.dir={run_dir}"]
+    run_cli(fast, tmp_path, cache_dir, check=True)
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    proc = run_cli([*fast, "seed=5"], tmp_path, cache_dir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"dlexp error: run dir {run_dir} already holds a run (summary.json, status completed)" in proc.stderr
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == config  # the earlier run's config is intact
