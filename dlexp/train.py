@@ -35,7 +35,7 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     t0 = time.perf_counter()
     import jax
 
-    from dlexp import optim, rundir
+    from dlexp import optim, resume, rundir
     from dlexp.build import build_model, model_summary
     from dlexp.data import load_dataset
     from dlexp.data.augment import make_augment
@@ -46,6 +46,8 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     from dlexp.writers import make_writers, summary_table
 
     os.makedirs(run_dir, exist_ok=True)
+    resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
+    release_run_dir = resume.claim(run_dir)
     layout = make_layout(enum_value(cfg.trainer.parallel))
     from dlexp.jobs import job_resources
 
@@ -53,6 +55,7 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
                       {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
     writers = make_writers(cfg.logger, run_dir, jax.process_index() == 0)
     summary: dict[str, Any] = {"status": "running"}
+    hooks: list = []
     try:
         # -------------------------------------------------------------- data
         data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
@@ -90,9 +93,10 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
                                   objective=objective, num_devices=layout.num_devices, hparams=hparams_of(cfg))
             summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
             return summary["objective"]["value"], summary
+        hooks = build_hooks(cfg, run_dir)
         result, _best = fit(
             task=task, model=model, tx=tx, schedule=schedule, data=data, plan=plan, cfg=cfg.trainer,
-            objective=objective, seed=cfg.seed, layout=layout, writers=writers, hooks=build_hooks(cfg, run_dir),
+            objective=objective, seed=cfg.seed, layout=layout, writers=writers, hooks=hooks,
             augment=make_augment(data.augment),  # dataset.augment: images, training batches only
         )
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
@@ -114,16 +118,28 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         raise
     finally:
         summary.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
+        for h in hooks:  # e.g. let the last asynchronous checkpoint finish after a failure
+            getattr(h, "close", lambda: None)()
         rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
         writers.close()
+        release_run_dir()
 
 
 def build_hooks(cfg: DictConfig, run_dir: str) -> list:
     """The hooks a run gets from its config (checkpoints, early stopping, plots, ...)."""
+    from dlexp.checkpoint import CheckpointHook
     from dlexp.plots import plot_hooks
+    from dlexp.resume import resume_source
+    from dlexp.stopping import EarlyStopping, Preemption
 
-    hooks: list = []
+    hooks: list = [Preemption()]  # SIGTERM / SIGINT: stop after this step, save, status "preempted"
     hooks += plot_hooks(cfg)  # confusion matrix, ROC, predictions, GAN samples, reconstructions as images
+    es = cfg.trainer.early_stopping
+    if es.patience is not None:
+        hooks.append(EarlyStopping(es.patience, es.min_delta))
+    source = resume_source(cfg, run_dir)  # this dir's checkpoints, trainer.resume's, or none
+    if cfg.trainer.checkpoint.enabled:  # last: it saves the state the hooks above stopped at
+        hooks.append(CheckpointHook(run_dir, cfg.trainer.checkpoint, seed=cfg.seed, resume_from=source))
     return hooks
 
 
@@ -151,6 +167,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     from dlexp import jobs
+    from dlexp.stopping import EXIT_PREEMPTED
 
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir
@@ -158,7 +175,7 @@ def main(cfg: DictConfig) -> float:
     if sweep_job:
         jobs.share_machine(hc)  # its own cores / GPUs when jobs run side by side; before JAX starts
     try:
-        value, _ = run(cfg, run_dir)
+        value, summary = run(cfg, run_dir)
     except Exception as e:
         if sweep_job:  # recorded as failed; the sweep goes on (dlexp.callbacks.SweepReport exits non-zero)
             return jobs.job_failed(cfg, run_dir, e)
@@ -166,6 +183,10 @@ def main(cfg: DictConfig) -> float:
             raise
         print(f"dlexp error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    if summary["status"] == "preempted":  # requeue-friendly: saved, and says how to go on
+        print(f"dlexp: preempted at step {summary['steps']}; checkpoint saved. Run the same command again "
+              f"(or with trainer.resume={run_dir}) to continue.", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
     return value
 
 
@@ -175,11 +196,14 @@ def cli() -> None:
 
     conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
     groups = {d for d in os.listdir(conf) if os.path.isdir(os.path.join(conf, d))} if os.path.isdir(conf) else set()
+    from dlexp.resume import add_run_dir_for_resume
+
     try:
         check_overrides(sys.argv[1:], groups)
     except DlexpError as e:
         print(f"dlexp error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    sys.argv[1:] = add_run_dir_for_resume(sys.argv[1:])  # trainer.resume=<dir> continues in <dir>
     main()
 
 
