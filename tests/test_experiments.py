@@ -1,0 +1,42 @@
+"""Every preset in experiments/ composes and trains for a few steps (in-process, tiny run).
+
+The presets that log images run with TensorBoard on, and their images are read back.
+"""
+
+import math
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from dlexp.train import run
+
+PRESETS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+IMAGES = {  # preset -> image tags it must write
+    "digits_cnn": {"plots/confusion_matrix", "plots/roc", "plots/predictions"},
+    "digits_gan": {"samples/generated"},
+    "digits_vae": {"samples/reconstructions"},
+    "series_lstm": {"plots/predictions", "plots/forecasts"},
+}
+SHORT = ["trainer.steps=3", "trainer.eval_every=3", "trainer.log_every=3", "trainer.progress=false",
+         "trainer.checkpoint.enabled=false"]
+
+
+def test_there_is_a_preset_per_model_family():
+    for name in ("digits_cnn", "digits_resnet", "digits_lstm", "digits_transformer", "digits_gan", "digits_vae",
+                 "breast_cancer_mlp", "wine_mlp", "diabetes_mlp", "series_lstm"):
+        assert name in PRESETS
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_runs_briefly(preset, compose, tmp_path):
+    logger = ["logger=tensorboard", "logger.jsonl=false", "logger.console=false"] if preset in IMAGES else ["logger=none"]
+    cfg = compose([f"experiment={preset}", *SHORT, *logger])
+    value, summary = run(cfg, str(tmp_path))
+    assert summary["status"] == "completed" and summary["steps"] == 3
+    assert math.isfinite(value)
+    assert summary["test"] and all(math.isfinite(v) for k, v in summary["test"].items() if k != "roc_auc")
+    if preset in IMAGES:
+        acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+        acc.Reload()
+        assert IMAGES[preset] <= set(acc.Tags()["images"])
