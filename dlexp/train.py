@@ -33,6 +33,13 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     """Trains one run into `run_dir`; returns (objective value, summary). `data`: an
     already prepared data set (a cross-validation fold) instead of cfg.dataset."""
     t0 = time.perf_counter()
+    from dlexp import parallel
+
+    parallel.configure_host(  # before the JAX backend starts
+        enum_value(cfg.trainer.parallel),
+        os.path.join(cfg.paths.cache, "jax") if cfg.trainer.compile_cache else None,
+        distributed=cfg.trainer.distributed,
+    )
     import jax
 
     from dlexp import optim, resume, rundir
@@ -40,20 +47,22 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     from dlexp.data import load_dataset
     from dlexp.data.augment import make_augment
     from dlexp.data.report import report_text
-    from dlexp.parallel import make_layout
     from dlexp.tasks import make_task
-    from dlexp.trainer import fit, plan_steps
+    from dlexp.trainer import fit, has_conv, plan_steps
     from dlexp.writers import make_writers, summary_table
 
     os.makedirs(run_dir, exist_ok=True)
-    resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
-    release_run_dir = resume.claim(run_dir)
-    layout = make_layout(enum_value(cfg.trainer.parallel))
+    main = parallel.is_main_process()  # only process 0 writes files
+    release_run_dir = lambda: None  # noqa: E731
+    if main:
+        resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
+        release_run_dir = resume.claim(run_dir)
     from dlexp.jobs import job_resources
 
-    rundir.write_json(os.path.join(run_dir, "run.json"),
-                      {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
-    writers = make_writers(cfg.logger, run_dir, jax.process_index() == 0)
+    if main:
+        rundir.write_json(os.path.join(run_dir, "run.json"),
+                          {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
+    writers = make_writers(cfg.logger, run_dir, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
     try:
@@ -61,7 +70,8 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
         if data is None:  # a cross-validation fold brings its own
             data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
-        rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
+        if main:
+            rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
         log.info("data report:\n%s", report_text(data.prep))
         writers.text("data", report_text(data.prep))
@@ -73,14 +83,18 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
 
         # -------------------------------------------------------------- model, optimizer, task
         model = build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=cfg.seed)
+        kind, n_dev = parallel.choose_parallel(enum_value(cfg.trainer.parallel), has_conv=has_conv(model),
+                                               batch_size=min(cfg.trainer.batch_size, data.sizes()["train"]))
+        layout = parallel.make_layout(kind, n_dev)
         plan = plan_steps(cfg.trainer, data.sizes()["train"], layout.num_devices)
         tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
         task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale,
                          classes=data.classes, model=model, loss=cfg.loss,
                          precision=enum_value(cfg.trainer.precision))
         log.info("model:\n%s", model_summary(model))
-        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %d device(s)",
-                 plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.num_devices)
+        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)",
+                 plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.kind,
+                 layout.num_devices, jax.default_backend())
         writers.text("config", OmegaConf.to_yaml(cfg, resolve=True))
         writers.text("model", model_summary(model))
 
@@ -120,7 +134,8 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         summary.setdefault("wall_time_s", round(time.perf_counter() - t0, 3))
         for h in hooks:  # e.g. let the last asynchronous checkpoint finish after a failure
             getattr(h, "close", lambda: None)()
-        rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
+        if main:
+            rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
         writers.close()
         release_run_dir()
 
@@ -128,11 +143,17 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
 def build_hooks(cfg: DictConfig, run_dir: str) -> list:
     """The hooks a run gets from its config (checkpoints, early stopping, plots, ...)."""
     from dlexp.checkpoint import CheckpointHook
+    from dlexp.inspection import inspection_hooks
     from dlexp.plots import plot_hooks
     from dlexp.resume import resume_source
     from dlexp.stopping import EarlyStopping, Preemption
 
     hooks: list = [Preemption()]  # SIGTERM / SIGINT: stop after this step, save, status "preempted"
+    if cfg.logger.profile_steps:  # a JAX profiler trace of a few steps (debug=profile)
+        from dlexp.profile import ProfileHook
+
+        hooks.append(ProfileHook(os.path.join(run_dir, "tb"), cfg.logger.profile_steps))
+    hooks += inspection_hooks(cfg)  # histograms, update ratios, embeddings, the test confusion matrix
     hooks += plot_hooks(cfg)  # confusion matrix, ROC, predictions, GAN samples, reconstructions as images
     es = cfg.trainer.early_stopping
     if es.patience is not None:
