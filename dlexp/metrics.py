@@ -6,10 +6,13 @@ turned into accuracy, F1, R2. Everything classification reports derives from the
 confusion matrix, so the numbers agree with each other by construction.
 
 ROC-AUC cannot be a sum of per-batch AUCs, so the sums hold, per class, a histogram
-of the predicted probability of that class over its positive examples and over all
-examples (`ROC_BINS` bins of [0, 1]). The AUC read off them counts a positive and a
-negative in the same bin as a tie (half), the way scikit-learn counts equal scores;
-it equals scikit-learn's `roc_auc_score` up to that binning (within 1e-3 in tests).
+of that class's score over its positive examples and over all examples. The score is
+the class's log-odds (log p / (1 - p), the same ranking as its probability), binned
+over [-ROC_RANGE, ROC_RANGE]: unlike probabilities it does not saturate at 0 or 1 for
+a confident model, where a probability histogram would pile everything into its end
+bins. The AUC read off them counts a positive and a negative in the same bin as a tie
+(half), the way scikit-learn counts equal scores; it equals scikit-learn's
+`roc_auc_score` up to that binning (within 1e-3 in the tests).
 """
 
 from __future__ import annotations
@@ -20,15 +23,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ROC_BINS = 1024
+ROC_BINS = 4096
+ROC_RANGE = 32.0  # log-odds beyond +-32 share the end bins (float32 probabilities saturate near +-17)
+
+
+def class_log_odds(logits):
+    """[batch, classes] log(p_c / (1 - p_c)) = logit_c - logsumexp(other logits), computed stably."""
+    c = logits.shape[-1]
+    others = jnp.where(jnp.eye(c, dtype=bool), -jnp.inf, logits[:, None, :])  # [batch, class, other]
+    return logits - jax.nn.logsumexp(others, axis=-1)
 
 
 def classification_sums(losses, logits, labels, weights, num_classes: int, bins: int = ROC_BINS) -> dict:
     pred = jnp.argmax(logits, axis=-1)
     true_1h = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32) * weights[:, None]
     pred_1h = jax.nn.one_hot(pred, num_classes, dtype=jnp.float32)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    b = jnp.clip(jnp.floor(probs * bins).astype(jnp.int32), 0, bins - 1)  # [batch, classes]
+    score = (class_log_odds(logits.astype(jnp.float32)) + ROC_RANGE) / (2 * ROC_RANGE)
+    b = jnp.clip(jnp.floor(score * bins).astype(jnp.int32), 0, bins - 1)  # [batch, classes]
     cls = jnp.broadcast_to(jnp.arange(num_classes), b.shape)
     hist = jnp.zeros((num_classes, bins), jnp.float32)
     return {

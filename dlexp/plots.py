@@ -94,8 +94,9 @@ def confusion_figure(cm: np.ndarray, classes: Sequence) -> np.ndarray:
     return figure_to_array(fig)
 
 
-def roc_figure(labels: np.ndarray, probs: np.ndarray, classes: Sequence) -> np.ndarray:
-    """ROC curve of class 1 (binary) or of each class against the rest, with its AUC."""
+def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence) -> np.ndarray:
+    """ROC curve of class 1 (binary) or of each class against the rest, with its AUC.
+    `scores`: per-class log-odds (they rank like probabilities but do not saturate at 0 / 1)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _plt()
@@ -105,8 +106,8 @@ def roc_figure(labels: np.ndarray, probs: np.ndarray, classes: Sequence) -> np.n
         pos = labels == c
         if pos.all() or not pos.any():
             continue
-        fpr, tpr, _ = roc_curve(pos, probs[:, c])
-        ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c]} (AUC {roc_auc_score(pos, probs[:, c]):.3f})")
+        fpr, tpr, _ = roc_curve(pos, scores[:, c])
+        ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c]} (AUC {roc_auc_score(pos, scores[:, c]):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -185,15 +186,16 @@ class ClassificationPlots(Hook):
         from dlexp.tasks.base import make_predict
 
         x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
+        from dlexp.metrics import class_log_odds
+
         logits = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x)
-        probs = np.asarray(jax.nn.softmax(logits, axis=-1))
-        pred = probs.argmax(1)
-        classes = list(ctx.task.classes or range(probs.shape[1]))
+        pred = logits.argmax(1)
+        classes = list(ctx.task.classes or range(logits.shape[1]))
         cm = np.zeros((len(classes), len(classes)))
         np.add.at(cm, (y, pred), 1)
         step = loop.step
         ctx.writers.image("plots/confusion_matrix", confusion_figure(cm, classes), step)
-        ctx.writers.image("plots/roc", roc_figure(y, probs, classes), step)
+        ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes), step)
         if is_image(x.shape[1:]):
             k = min(self.samples, len(x))
             ctx.writers.image("plots/predictions", predictions_figure(x[:k], y[:k], pred[:k], classes), step)

@@ -97,3 +97,11 @@ def test_multi_output_regression_counts_every_value():
     assert m["mse"] == pytest.approx(skm.mean_squared_error(t, p), rel=1e-4)
     assert m["mae"] == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-4)
     assert m["r2"] == pytest.approx(skm.r2_score(t.ravel(), p.ravel()), rel=1e-3)  # pooled over the outputs
+
+
+def test_auc_stays_exact_for_a_confident_model():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, size=300)
+    margin = 8 * (rng.normal(size=300) + 2.0 * y - 1.0)  # |log-odds| up to ~30: float32 probabilities are 0 or 1
+    logits = np.stack([np.zeros(300), margin], axis=1)
+    assert _finalized(logits, y)["roc_auc"] == pytest.approx(skm.roc_auc_score(y, margin), abs=1e-3)
