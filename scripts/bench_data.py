@@ -2,6 +2,7 @@
 
     uv run python scripts/bench_data.py                       # 1,000,000 x 100 (the sizes)
     uv run python scripts/bench_data.py --rows 200000 --quick # a smaller check
+    uv run python scripts/bench_data.py --only load           # one of load / train / memory
 
 1. load + prepare (dlexp.data.table: checks, split, train-fitted scaling, float32
    arrays) against plain `pl.read_parquet(path).to_numpy()`: ratio of speeds (target >= 0.8);
@@ -107,6 +108,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--buffer-mb", type=float, default=64.0)
     p.add_argument("--quick", action="store_true", help="1 repeat, 100 steps")
+    p.add_argument("--only", choices=("load", "train", "memory"), help="run one of the three benchmarks")
     args = p.parse_args()
     if args.quick:
         args.repeats, args.steps = 1, 100
@@ -114,12 +116,16 @@ def main() -> None:
     path, cache = os.path.join(work, "bench.parquet"), os.path.join(work, "cache")
     make_file(path, args.rows, args.cols)
     print(f"file: {args.rows:,} x {args.cols} float32 + label, {os.path.getsize(path) / 2**20:.0f} MiB Parquet")
-    results = {"load": bench_load(path, cache, args.repeats)}
-    print(f"load+prepare vs read_parquet().to_numpy(): {results['load']}  (target speed_ratio >= 0.8)", flush=True)
-    results["train"] = bench_train(path, cache, args.steps)
-    print(f"train samples/s, streamed vs resident: {results['train']}  (target ratio >= 0.9)", flush=True)
-    results["memory"] = bench_memory(path, cache, args.buffer_mb)
-    print(f"streaming memory: {results['memory']}", flush=True)
+    results = {}
+    if args.only in (None, "load"):
+        results["load"] = bench_load(path, cache, args.repeats)
+        print(f"load+prepare vs read_parquet().to_numpy(): {results['load']}  (target speed_ratio >= 0.8)", flush=True)
+    if args.only in (None, "train"):
+        results["train"] = bench_train(path, cache, args.steps)
+        print(f"train samples/s, streamed vs resident: {results['train']}  (target ratio >= 0.9)", flush=True)
+    if args.only in (None, "memory"):
+        results["memory"] = bench_memory(path, cache, args.buffer_mb)
+        print(f"streaming memory: {results['memory']}", flush=True)
     print(json.dumps(results))
 
 
