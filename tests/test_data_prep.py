@@ -180,3 +180,16 @@ def test_non_numeric_feature_says_declare_categorical(tmp_path):
     df = pl.DataFrame({"a": [1.0, 2.0] * 5, "c": ["u", "v"] * 5, "label": [0, 1] * 5})
     with pytest.raises(DataError, match=r"non-numeric feature columns .*c \(String\); declare them in dataset.categorical"):
         table(path=write(tmp_path, df), label="label")
+
+
+def test_float32_columns_scale_like_float64(tmp_path):
+    """Float32 inputs are scaled in float32; the mean's rounding must not shift every value."""
+    rng = np.random.default_rng(0)
+    a = (1000.0 + 0.01 * rng.normal(size=400)).astype(np.float32)  # a large offset, a small spread
+    df = pl.DataFrame({"a": a, "b": a.astype(np.float64), "label": [0, 1] * 200})
+    d = table(path=write(tmp_path, df), label="label", split="random", seed=0)
+    s = d.prep["stats"]["a"]
+    want = ((a.astype(np.float64)[np.sort(d.rows["train"])] - s["mean"]) / s["std"]).astype(np.float32)
+    np.testing.assert_allclose(d.x["train"][:, 0], want, rtol=0, atol=4 * np.spacing(np.abs(want)).max())
+    np.testing.assert_allclose(d.x["train"][:, 0], d.x["train"][:, 1], rtol=0, atol=4 * np.spacing(np.abs(want)).max())
+    assert abs(float(d.x["train"][:, 0].astype(np.float64).mean())) < 1e-5

@@ -55,3 +55,18 @@ def test_stream_auto_streams_past_the_resident_limit(parquet, tmp_path):
     d = table(path=parquet, label="label", categorical=["c"], cache_dir=str(tmp_path), max_resident_mb=0.001)
     assert d.stream is not None and d.prep["source"]["streamed"]
     assert table(path=parquet, label="label", categorical=["c"], cache_dir=str(tmp_path)).stream is None
+
+
+def test_streamed_and_resident_reports_agree_with_fills_and_outliers(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=600)
+    a[::7], a[::50] = np.nan, 40.0
+    df = pl.DataFrame({"a": a, "label": rng.integers(0, 3, 600)}).with_columns(
+        c=pl.Series(rng.choice(["u", "v", "w"], 600)).replace("w", None))
+    df.write_parquet(tmp_path / "f.parquet")
+    kw = dict(path=str(tmp_path / "f.parquet"), label="label", categorical=["c"], missing="mean", outliers="zscore",
+              outlier_action="drop", cache_dir=str(tmp_path), seed=2)
+    resident, streamed = table(stream=False, **kw), table(stream=True, **kw)
+    assert resident.prep["report"] == streamed.prep["report"] and resident.prep["report"]["nulls_filled"]["val"]
+    assert resident.sizes() == streamed.sizes()
+    np.testing.assert_array_equal(resident.x["test"], streamed.x["test"])

@@ -20,6 +20,10 @@ from dlexp.errors import DataError
 
 SCALES = ("standard", "minmax", "none", "unit", "channel")  # unit / channel: images
 ENCODINGS = ("onehot", "ordinal")
+# Inputs whose values float32 holds exactly are clipped and scaled in float32 (half the
+# memory traffic of Float64, no casts); others (Float64, wide integers) in Float64.
+FLOAT32_EXACT = (pl.Float32, pl.Int8, pl.Int16, pl.UInt8, pl.UInt16, pl.Boolean)
+FLOAT32_SAFE = 1e30  # fitted values beyond this could overflow float32 arithmetic: Float64 then
 
 
 @dataclass
@@ -81,12 +85,10 @@ class Prep:
         if self.scale == "standard" or (pixels and self.scale == "channel"):
             if pixels:
                 return _channel_stats(train, cols, self.image_shape[-1])
-            a = train.select([e.mean() for e in x]).collect().row(0)
-            b = train.select([e.std(ddof=0) for e in x]).collect().row(0)
+            a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
             return {c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(cols, a, b)}
         if self.scale in ("minmax", "unit"):
-            lo = train.select([e.min() for e in x]).collect().row(0)
-            hi = train.select([e.max() for e in x]).collect().row(0)
+            lo, hi = _column_aggregates(train, [e.min() for e in x], [e.max() for e in x])
             if self.scale == "unit":  # one min and range for every pixel
                 lo_all = min((v for v in lo if v is not None), default=0.0)
                 hi_all = max((v for v in hi if v is not None), default=1.0)
@@ -109,15 +111,20 @@ class Prep:
         lo, hi = self.bounds[c]
         return pl.col(c).cast(pl.Float64).clip(lo, hi).alias(c)
 
-    def features_expr(self) -> list[pl.Expr]:
-        """One float32 expression per tabular input: fill, clip, scale; categories encoded."""
+    def features_expr(self, schema: Optional[pl.Schema] = None) -> list[pl.Expr]:
+        """One float32 expression per tabular input: fill, clip, scale; categories encoded.
+
+        Given the input `schema`, columns in FLOAT32_EXACT are computed in float32 (see
+        `_scaled`: within about an ulp of the Float64 result); without it, all in Float64.
+        """
         exprs = []
         for c in self.features:
-            e = clean.fill_expr(c, self.fills).cast(pl.Float64)
+            dtype = pl.Float32 if schema is not None and self._float32_exact(c, schema[c]) else pl.Float64
+            e = clean.fill_expr(c, self.fills).cast(dtype)
             if c in self.bounds:
                 lo, hi = self.bounds[c]
-                e = e.clip(lo, hi)
-            exprs.append(_scaled(e, self.stats.get(c)).cast(pl.Float32).alias(c))
+                e = e.clip(pl.lit(lo, dtype=dtype), pl.lit(hi, dtype=dtype))
+            exprs.append(_scaled(e, self.stats.get(c), dtype).cast(pl.Float32).alias(c))
         for c in self.categorical:
             e, cats = clean.fill_expr(c, self.fills), self.categories[c]
             if self.encode == "onehot":  # an unseen category is all zeros
@@ -127,14 +134,25 @@ class Prep:
                 exprs.append(e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c))
         return exprs
 
+    def _float32_exact(self, c: str, dtype: pl.DataType) -> bool:
+        fitted = [*self.bounds.get(c, []), *(self.stats.get(c) or {}).values()]
+        fill = self.fills.get(c, 0.0)
+        fitted += [fill] if isinstance(fill, (int, float)) else []
+        return dtype in FLOAT32_EXACT and all(np.isfinite(v) and abs(v) < FLOAT32_SAFE for v in fitted)
+
     def input_names(self) -> list[str]:
         names = list(self.features)
         for c in self.categorical:
             names += [f"{c}={v}" for v in self.categories[c]] if self.encode == "onehot" else [c]
         return names
 
-    def transform_x(self, df: pl.DataFrame) -> np.ndarray:
-        """float32 [n, *input_shape] for a frame holding the input columns."""
+    def transform_x(self, df: pl.DataFrame, order: str = "c") -> np.ndarray:
+        """float32 [n, *input_shape] for a frame holding the input columns.
+
+        order="fortran" leaves tabular inputs column-major, as Polars holds them (no
+        transposing copy), for a caller that gathers rows from it anyway (a row gather
+        of a column-major array gives a row-major one).
+        """
         if self.image:
             x = self._image_array(df.select(self.image))
             s = self.stats.get(self.image)
@@ -145,12 +163,12 @@ class Prep:
             return np.ascontiguousarray(x, np.float32)
         if self.sequence:
             return np.stack([self._sequence_array(df, c) for c in self.sequence], axis=-1)
-        x = df.select(self.features_expr()).to_numpy(order="c")
+        x = df.select(self.features_expr(df.schema)).to_numpy(order=order)
         return x.reshape((x.shape[0], *self.image_shape)) if self.image_shape else x
 
-    def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, df: pl.DataFrame, order: str = "c") -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
-        return self.transform_x(df), self.transform_label(df.get_column(self.label))
+        return self.transform_x(df, order), self.transform_label(df.get_column(self.label))
 
     def transform_weight(self, df: pl.DataFrame) -> Optional[np.ndarray]:
         if not self.weight:
@@ -214,10 +232,32 @@ class Prep:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def _scaled(e: pl.Expr, s: Optional[dict]) -> pl.Expr:
+def _scaled(e: pl.Expr, s: Optional[dict], dtype: pl.DataType = pl.Float64) -> pl.Expr:
+    """(e - shift) / size. In float32 the shift is taken off in two parts, hi (the nearest
+    float32) then the remainder: x - hi is exact for x near the shift, so the result does
+    not carry the rounding of the mean into every value."""
     if not s:
         return e
-    return (e - s["mean"]) / s["std"] if "mean" in s else (e - s["min"]) / s["range"]
+    shift, size = (s["mean"], s["std"]) if "mean" in s else (s["min"], s["range"])
+    if dtype != pl.Float32:
+        return (e - shift) / size
+    hi = float(np.float32(shift))
+    e = e - pl.lit(hi, dtype=dtype)
+    if shift != hi:
+        e = e - pl.lit(shift - hi, dtype=dtype)
+    return e / pl.lit(size, dtype=dtype)
+
+
+def _column_aggregates(train: pl.LazyFrame, *groups: list[pl.Expr]) -> list[tuple]:
+    """Every group of per-column aggregates in one pass over `train` (the streaming engine
+    casts and aggregates chunk by chunk, so no Float64 copy of the table is made)."""
+    exprs = [e.alias(f"{g}:{i}") for g, group in enumerate(groups) for i, e in enumerate(group)]
+    row = train.select(exprs).collect(engine="streaming").row(0)
+    out, start = [], 0
+    for group in groups:
+        out.append(row[start : start + len(group)])
+        start += len(group)
+    return out
 
 
 def _channel_stats(train: pl.LazyFrame, cols: list[str], channels: int) -> dict[str, Any]:

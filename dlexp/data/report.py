@@ -5,31 +5,46 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from dlexp.data import clean
 
+SPLIT = "__split"  # the column `counts` groups by: each row's split number (-1: none)
 
-def counts(parts: dict[str, Any], prep) -> dict[str, Any]:
-    """Nulls filled and outliers clipped per column, and class balance, for each split."""
+
+def split_numbers(rows: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """int8 [n]: the position in `rows` of the split each row belongs to, -1 for none."""
+    out = np.full(n, -1, np.int8)
+    for i, idx in enumerate(rows.values()):
+        out[idx] = i
+    return out
+
+
+def counts(frame: pl.LazyFrame, rows: dict[str, np.ndarray], prep, row_labels: np.ndarray | None) -> dict[str, Any]:
+    """Nulls filled and outliers clipped per column, and class balance, for each split.
+
+    `frame` holds the cleaned rows with a `SPLIT` column (`split_numbers`). The null and
+    outlier counts of every split come from one group_by pass, and only when something
+    is filled or clipped; class balance comes from the class ids already computed.
+    """
     out: dict[str, Any] = {"nulls_filled": {}, "outliers_clipped": {}, "class_balance": {}}
-    for split, part in parts.items():
-        lf = part.lazy()
-        exprs = [pl.col(c).null_count().alias(f"n:{c}") for c in prep.fills]
-        filled = lf.with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
-        for c, (lo, hi) in prep.bounds.items():
-            v = pl.col(c).cast(pl.Float64)
-            exprs.append(((v < lo) | (v > hi)).sum().alias(f"o:{c}"))
-        exprs.append(pl.len().alias("rows"))
-        row = filled.select(exprs[len(prep.fills):]).collect(engine="streaming").row(0, named=True)
-        nulls = lf.select(exprs[: len(prep.fills)]).collect(engine="streaming").row(0, named=True) if prep.fills else {}
-        out["nulls_filled"][split] = {k[2:]: int(v) for k, v in nulls.items() if v}
+    exprs = [pl.col(c).null_count().alias(f"n:{c}") for c in prep.fills]
+    for c, (lo, hi) in prep.bounds.items():
+        v = clean.fill_expr(c, prep.fills).cast(pl.Float64)
+        exprs.append(((v < lo) | (v > hi)).sum().alias(f"o:{c}"))
+    found = {}
+    if exprs:
+        per_split = frame.group_by(SPLIT).agg(exprs).collect(engine="streaming")
+        found = {r[SPLIT]: r for r in per_split.iter_rows(named=True)}
+    for i, split in enumerate(rows):
+        row = found.get(i, {})
+        out["nulls_filled"][split] = {k[2:]: int(v) for k, v in row.items() if k.startswith("n:") and v}
         out["outliers_clipped"][split] = {k[2:]: int(v) for k, v in row.items() if k.startswith("o:") and v}
-        if split == "train":
-            out["train_rows"] = int(row["rows"])
-        if prep.task == "classification":
-            bal = lf.group_by(prep.label).len().collect(engine="streaming")
-            out["class_balance"][split] = {str(k): int(n) for k, n in sorted(bal.iter_rows(), key=lambda r: str(r[0]))}
+        if prep.task == "classification" and row_labels is not None:
+            n = np.bincount(row_labels[rows[split]], minlength=len(prep.classes))
+            bal = {str(prep.classes[k]): int(v) for k, v in enumerate(n) if v}
+            out["class_balance"][split] = dict(sorted(bal.items()))
     return out
 
 

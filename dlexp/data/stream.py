@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+FORMAT = 2  # part of the cache key: bump when the prepared values change (2: float32 scaling)
 
 @dataclass(frozen=True)
 class TrainStream:
@@ -28,8 +29,8 @@ def write_train_stream(train: pl.LazyFrame, prep, cache_dir: str | None, tag: st
     """Writes the prepared train split once per (source, preparation); later runs reuse it."""
     names = prep.input_names()
     flat = [f"x{i}" for i in range(len(names))]
-    plan = train.select(prep.features_expr()).rename(dict(zip(names, flat)))
-    key = json.dumps([prep.to_dict(), tag], sort_keys=True, default=str)  # tag: the source and its train rows
+    plan = train.select(prep.features_expr(train.collect_schema())).rename(dict(zip(names, flat)))
+    key = json.dumps([prep.to_dict(), tag, FORMAT], sort_keys=True, default=str)  # tag: the source and its train rows
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     folder = os.path.join(os.path.expanduser(cache_dir or tempfile.gettempdir()), "stream")
     os.makedirs(folder, exist_ok=True)

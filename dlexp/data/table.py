@@ -3,8 +3,9 @@
 Every source ends here, built-in data sets included (they are written to Parquet
 once and read back through this path), so a user's file gets the same checks,
 cleaning, splits and preparation as the examples. The steps, in order: resolve the
-feature spec (columns.py), drop duplicate / null rows, split (splits.py), fit the
-preparation on the train rows (prep.py), transform every split, report.
+feature spec (columns.py), check nulls and infs (checks.py), drop duplicate / null
+rows, split (splits.py), fit the preparation on the train rows (prep.py), transform
+every row once and cut the arrays by split, report (report.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.data import clean, report, splits
+from dlexp.data.checks import check_values
 from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.prep import Prep
@@ -83,16 +85,13 @@ def table(
     if cols.categorical and image_shape is not None and not image:
         raise DataError("dataset.image_shape reshapes numeric pixel columns; it cannot hold categorical columns")
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
-    nan_as_null = [pl.col(c).fill_nan(None) for c in dict.fromkeys([label, *cols.numeric])
-                   if schema[c].is_float()]  # NaN is missing too (a NaN label is a null label)
-    lf = lf.select(list(dict.fromkeys(cols.all + list(extra)))).with_columns(nan_as_null)
+    lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
 
     # ------------------------------------------------------------------ rows
-    frame = lf if streaming else collect(lf, path).rechunk()  # read once; one chunk per column gathers fast
-    counts = frame.lazy().null_count().collect(engine="streaming").row(0, named=True)
-    clean.check_nulls(counts, rules, label, path)
-    _check_finite(frame, [c for c in [label, *cols.numeric] if schema[c].is_float()], path)
+    frame = lf if streaming else collect(lf, path)  # read once
+    floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
+    frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
     n_read = _height(frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")
@@ -138,7 +137,8 @@ def table(
 
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
         prep = Prep.from_dict(template.to_dict())
-        data = _prepare(frame, rows, prep, rules, outlier_threshold, source, path, streaming, cache_dir)
+        data = _prepare(frame, len(keys), rows, row_labels, prep, rules, outlier_threshold, source, path, streaming,
+                        cache_dir)
         data.rows, data.row_labels = rows, row_labels
         data.resplit = None if streaming else prepare
         return data
@@ -146,43 +146,85 @@ def table(
     return prepare(idx)
 
 
-def _prepare(frame, rows, prep: Prep, rules, threshold, source, path, streaming: bool, cache_dir) -> Dataset:
-    """Fits `prep` on the train rows of `frame` and transforms every split."""
-    parts = {s: _take(frame, rows[s], streaming) for s in SPLITS}
-    if _height(parts["train"]) == 0:
+def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, source, path, streaming: bool,
+             cache_dir) -> Dataset:
+    """Fits `prep` on the train rows of `frame` and prepares every split.
+
+    Resident: every row is transformed once (`Prep.transform`) and the arrays are cut by
+    row index. Streamed: the train split is written prepared to disk, val / test are
+    read and transformed one by one. `n`: the rows of `frame`.
+    """
+    rows = {s: rows[s] for s in SPLITS}
+    if len(rows["train"]) == 0:
         raise DataError(f"the train split of {path} is empty ({source['rows']} rows; sizes "
                         f"{ {s: len(r) for s, r in rows.items()} })")
+    train = _take(frame, rows["train"], streaming)
     if prep.sequence and prep.sequence_length is None:
-        lengths = parts["train"].lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
+        lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
-    prep.fit(parts["train"].lazy(), rules=rules, threshold=threshold)
-    found = report.counts(parts, prep)
-    if prep.bounds and prep.outlier_action == "drop":
-        filled = parts["train"].with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
-        parts["train"] = filled.filter(~clean.outlier_mask(prep.bounds))
-    xs, ys, ws = {}, {}, {}
-    train_stream = None
-    for s, part in parts.items():
-        if streaming and s == "train":
-            from dlexp.data.stream import write_train_stream
-
-            tag = _source_tag(source["path"], rows["train"])
-            train_stream = write_train_stream(part, prep, cache_dir, tag)
-            xs[s], ys[s] = None, prep.transform_label(part.select(prep.label).collect(engine="streaming").to_series())
-            continue
-        part = part.collect(engine="streaming") if isinstance(part, pl.LazyFrame) else part
-        xs[s], ys[s] = prep.transform(part)
-        ws[s] = prep.transform_weight(part)
+    prep.fit(train.lazy(), rules=rules, threshold=threshold)
+    found = report.counts(_with_split_numbers(frame, rows, n, streaming), rows, prep, row_labels)
+    drop_outliers = bool(prep.bounds) and prep.outlier_action == "drop"
+    if streaming:
+        xs, ys, ws, train_stream = _streamed_arrays(frame, train, rows, prep, source, cache_dir, drop_outliers)
+    else:
+        keep = rows["train"]
+        if drop_outliers:
+            keep = keep[~_outlier_rows(frame, prep)[keep]]
+        xs, ys, ws = _resident_arrays(frame, {**rows, "train": keep}, prep)
+        train_stream = None
     info = prep.to_dict()
     info["source"] = {**source, "sizes": {s: int(len(ys[s])) for s in SPLITS}, "streamed": streaming}
-    info["report"] = {**found, "rows": info["source"]["sizes"], "dropped": {
-        **source["dropped"], **({"train outliers": found["train_rows"] - len(ys["train"])} if prep.outlier_action == "drop" and prep.bounds else {})}}
-    info["report"].pop("train_rows")
+    dropped = {"train outliers": len(rows["train"]) - len(ys["train"])} if drop_outliers else {}
+    info["report"] = {**found, "rows": info["source"]["sizes"], "dropped": {**source["dropped"], **dropped}}
     t = prep.target
     return Dataset(
         x=xs, y=ys, task=prep.task, classes=prep.classes, target_scale=(t.get("mean", 0.0), t.get("std", 1.0)),
         prep=info, weights=ws if prep.weight else None, stream=train_stream,
     )
+
+
+def _resident_arrays(frame: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep):
+    """x, y, weights per split: all rows transformed once, then cut by row index (the
+    row gather also lays each split out row-major)."""
+    x, y = prep.transform(frame, order="fortran")
+    w = prep.transform_weight(frame)
+    xs = {s: x[idx] for s, idx in rows.items()}
+    ys = {s: y[idx] for s, idx in rows.items()}
+    ws = {s: (w[idx] if w is not None else None) for s, idx in rows.items()}
+    return xs, ys, ws
+
+
+def _streamed_arrays(frame: pl.LazyFrame, train: pl.LazyFrame, rows, prep: Prep, source, cache_dir, drop_outliers):
+    """The train split prepared on disk (y stays in memory); val and test as arrays."""
+    from dlexp.data.stream import write_train_stream
+
+    if drop_outliers:
+        train = train.with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
+        train = train.filter(~clean.outlier_mask(prep.bounds))
+    stream = write_train_stream(train, prep, cache_dir, _source_tag(source["path"], rows["train"]))
+    xs = {"train": None}
+    ys = {"train": prep.transform_label(train.select(prep.label).collect(engine="streaming").to_series())}
+    ws = {}
+    for s in ("val", "test"):
+        part = _take(frame, rows[s], True).collect(engine="streaming")
+        xs[s], ys[s] = prep.transform(part)
+        ws[s] = prep.transform_weight(part)
+    return xs, ys, ws, stream
+
+
+def _outlier_rows(frame: pl.DataFrame, prep: Prep) -> np.ndarray:
+    """bool [n]: rows with a value outside its bounds, after filling."""
+    filled = frame.lazy().with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
+    return filled.select(clean.outlier_mask(prep.bounds).alias("o")).collect().to_series().to_numpy()
+
+
+def _with_split_numbers(frame, rows, n: int, streaming: bool) -> pl.LazyFrame:
+    """`frame` with each row's split number in `report.SPLIT` (lazy: only computed if the report needs it)."""
+    numbers = pl.Series(report.SPLIT, report.split_numbers(rows, n))
+    if streaming:  # the streamed frame's rows are named by `__row`
+        return frame.with_columns(pl.lit(numbers).gather(pl.col("__row")).alias(report.SPLIT))
+    return frame.lazy().with_columns(pl.lit(numbers))
 
 
 def _source_tag(path: str, train_rows: np.ndarray) -> str:
@@ -223,9 +265,15 @@ def _height(frame) -> int:
 
 
 def _take(frame, idx: np.ndarray, streaming: bool):
+    """The rows `idx` of `frame`, in that order. Resident rows in increasing order are a lazy
+    filter, so a fit aggregates them chunk by chunk without copying the train split."""
     if streaming:
         return frame.filter(pl.col("__row").is_in(pl.Series(idx.astype(np.uint32)).implode())).drop("__row")
-    return frame[idx]
+    if len(idx) and np.all(idx[1:] > idx[:-1]):
+        mask = np.zeros(frame.height, bool)
+        mask[idx] = True
+        return frame.lazy().filter(pl.lit(pl.Series("__take", mask)))
+    return frame[idx].lazy()
 
 
 def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
@@ -233,17 +281,6 @@ def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
     if isinstance(frame, pl.LazyFrame):
         return frame.select(names).collect(engine="streaming")
     return frame.select(names)
-
-
-def _check_finite(frame, columns: list[str], path: str) -> None:
-    """inf is not a value a model can learn from (NaN was already made a null): name the columns."""
-    if not columns:
-        return
-    counts = frame.lazy().select(pl.col(columns).is_infinite().sum()).collect().row(0, named=True)
-    bad = {c: n for c, n in counts.items() if n}
-    if bad:
-        listed = ", ".join(f"{c} ({n})" for c, n in bad.items())
-        raise DataError(f"columns of {path} hold inf values: {listed}; replace or drop those rows first")
 
 
 def _infer_task(task: str, y: pl.Series) -> str:
