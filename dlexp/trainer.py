@@ -307,6 +307,7 @@ def fit(
         for h in hooks:
             h.on_step(ctx, loop)  # after this call's log and eval: e.g. save a checkpoint
     progress.close()
+    train.close()  # a streaming loader's prefetch thread
     train_s = time.perf_counter() - t_start
 
     # ------------------------------------------------------------------ final evaluation

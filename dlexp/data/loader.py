@@ -56,6 +56,9 @@ class ResidentLoader:
         x, y, order, start = args
         return take_batch(x, y, order, start + i, self.batch_size)
 
+    def close(self) -> None:
+        """Nothing to stop (a `StreamingLoader` stops its reader thread)."""
+
 
 def take_batch(x, y, order, i, batch_size: int):
     """Inside jit: rows order[i*B:(i+1)*B] of the resident arrays."""
@@ -118,6 +121,7 @@ class StreamingLoader:
         return jax.lax.dynamic_index_in_dim(xs, i, keepdims=False), jax.lax.dynamic_index_in_dim(ys, i, keepdims=False)
 
     def close(self) -> None:
+        """Stops the reader thread (the trainer calls this when the loop ends)."""
         if self._stop is not None:
             self._stop.set()
             while self._thread.is_alive():  # unblock a producer waiting on a full queue

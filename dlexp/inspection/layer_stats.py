@@ -118,7 +118,8 @@ class LayerStats(Hook):
 
     def batch(self, ctx, step: int) -> tuple[np.ndarray, np.ndarray]:
         """A training batch drawn by step number: the same batches on a rerun."""
-        x, y = ctx.data.x["train"], ctx.data.y["train"]
+        split = "train" if ctx.data.x["train"] is not None else "val"  # a streamed train split stays on disk
+        x, y = ctx.data.x[split], ctx.data.y[split]
         n = min(ctx.plan.batch_size, len(x))
         idx = np.sort(np.random.default_rng((self.seed, step)).choice(len(x), n, replace=False))
         return x[idx], y[idx]
