@@ -162,7 +162,7 @@ def fit(
     skip_nonfinite = getattr(cfg.nan_policy, "value", cfg.nan_policy) == "skip"
 
     def one_step(state, acc, args, i):
-        xb, yb = train.batch(args, i)
+        xb, yb = train.batch(args, i, shard=None if pmap or layout.num_devices == 1 else layout.batch)
         if pmap:  # each replica takes its slice of the global batch
             xb, yb = split_for_devices(xb, layout.num_devices), split_for_devices(yb, layout.num_devices)
         else:

@@ -51,18 +51,24 @@ class ResidentLoader:
             self._order = jax.device_put(epoch_order(self.n, self.seed, epoch, self.batch_size), self.sharding)
         return (self.x, self.y, self._order, np.int32(start))
 
-    def batch(self, args, i):
-        """Inside jit: batch i of a call."""
+    def batch(self, args, i, shard=None):
+        """Inside jit: batch i of a call (its rows gathered where `shard` puts them)."""
         x, y, order, start = args
-        return take_batch(x, y, order, start + i, self.batch_size)
+        return take_batch(x, y, order, start + i, self.batch_size, shard)
 
     def close(self) -> None:
         """Nothing to stop (a `StreamingLoader` stops its reader thread)."""
 
 
-def take_batch(x, y, order, i, batch_size: int):
-    """Inside jit: rows order[i*B:(i+1)*B] of the resident arrays."""
+def take_batch(x, y, order, i, batch_size: int, shard=None):
+    """Inside jit: rows order[i*B:(i+1)*B] of the resident arrays.
+
+    With `shard` (the batch sharding of a mesh) the row indices are split over the
+    devices first, so each device gathers only its own rows from its copy of the data.
+    """
     idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
+    if shard is not None:
+        idx = jax.lax.with_sharding_constraint(idx, shard)
     return jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
 
 
@@ -115,8 +121,8 @@ class StreamingLoader:
             raise item
         return item
 
-    def batch(self, args, i):
-        """Inside jit: batch i of a call."""
+    def batch(self, args, i, shard=None):
+        """Inside jit: batch i of a call (already on device; `shard` is the trainer's to apply)."""
         xs, ys = args
         return jax.lax.dynamic_index_in_dim(xs, i, keepdims=False), jax.lax.dynamic_index_in_dim(ys, i, keepdims=False)
 
