@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
 from flax import nnx
 
 from dlexp.data import Dataset
@@ -161,8 +162,10 @@ def fit(
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
     skip_nonfinite = getattr(cfg.nan_policy, "value", cfg.nan_policy) == "skip"
 
-    def one_step(state, acc, args, i):
-        xb, yb = train.batch(args, i, shard=None if pmap or layout.num_devices == 1 else layout.batch)
+    shard = None if pmap or layout.num_devices == 1 else layout.batch  # where batch rows are gathered
+    stacked = None if shard is None else NamedSharding(layout.mesh, P(None, "data"))
+
+    def one_step(state, acc, xb, yb):
         if pmap:  # each replica takes its slice of the global batch
             xb, yb = split_for_devices(xb, layout.num_devices), split_for_devices(yb, layout.num_devices)
         else:
@@ -184,13 +187,16 @@ def fit(
         Also returns the step counter as a separate (not donated) token, which the
         loop can wait on to bound how far dispatch runs ahead of the devices."""
         if n == 1:
-            state, acc = one_step(state, acc, args, 0)
+            state, acc = one_step(state, acc, *train.batch(args, 0, shard=shard))
             return state, acc, state["step"] + 0
+        # The n batches are gathered before the loop: XLA CPU copies a large array that a
+        # while loop closes over (the resident data) into the loop on every call.
+        xs, ys = train.batches(args, n, shard=stacked)
 
-        def body(carry, i):
-            return one_step(*carry, args, i), None
+        def body(carry, xy):
+            return one_step(*carry, *xy), None
 
-        (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(n), unroll=scan_unroll(model, n))
+        (state, acc), _ = jax.lax.scan(body, (state, acc), (xs, ys), unroll=scan_unroll(model, n))
         return state, acc, state["step"] + 0
 
     if pmap:
