@@ -73,8 +73,9 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         if main:
             rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
-        log.info("data report:\n%s", report_text(data.prep))
-        writers.text("data", report_text(data.prep))
+        report = report_text(data.prep)
+        log.info("data report:\n%s", report)
+        writers.text("data", report)
         if cfg.trainer.cv.folds:  # K models on K folds; the objective is their mean (dlexp/crossval.py)
             from dlexp.crossval import fit_folds
 
@@ -91,12 +92,13 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
         task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale,
                          classes=data.classes, model=model, loss=cfg.loss,
                          precision=enum_value(cfg.trainer.precision))
-        log.info("model:\n%s", model_summary(model))
+        summary_text = model_summary(model)  # walks the whole graph: once
+        log.info("model:\n%s", summary_text)
         log.info("plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)",
                  plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.kind,
                  layout.num_devices, jax.default_backend())
         writers.text("config", OmegaConf.to_yaml(cfg, resolve=True))
-        writers.text("model", model_summary(model))
+        writers.text("model", summary_text)
 
         # -------------------------------------------------------------- fit and test
         objective = (cfg.objective.metric, enum_value(cfg.objective.mode))
