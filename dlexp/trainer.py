@@ -221,10 +221,9 @@ def fit(
     eval_shape = {k: v for k, v in sums_shape.items() if k not in ("grad_norm", *GUARD_KEYS)}
 
     def train_zeros():
-        return layout.place_state(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape))
+        return layout.place_state(zeros_of(sums_shape))
 
-    eval_zeros = jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), eval_shape),
-                         out_shardings=layout.replicated)
+    eval_zeros = jax.jit(lambda: zeros_of(eval_shape), out_shardings=layout.replicated)
 
     def evaluate(params, rest, split: str) -> dict[str, float]:
         es = evals[split]
@@ -347,6 +346,11 @@ def fit(
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def zeros_of(shapes: Any) -> Any:
+    """A fresh metric accumulator: zeros shaped like `shapes` (a tree of ShapeDtypeStructs)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 def has_conv(model: nnx.Module) -> bool:
