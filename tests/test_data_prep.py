@@ -193,3 +193,33 @@ def test_float32_columns_scale_like_float64(tmp_path):
     np.testing.assert_allclose(d.x["train"][:, 0], want, rtol=0, atol=4 * np.spacing(np.abs(want)).max())
     np.testing.assert_allclose(d.x["train"][:, 0], d.x["train"][:, 1], rtol=0, atol=4 * np.spacing(np.abs(want)).max())
     assert abs(float(d.x["train"][:, 0].astype(np.float64).mean())) < 1e-5
+
+
+@pytest.mark.parametrize("scale", ["standard", "minmax"])
+def test_rows_cut_and_scaled_in_slices_equal_the_whole_table_transform(monkeypatch, scale):
+    """transform_rows (slice by slice, scaled in cache) == transform_x then a row gather,
+    bit for bit: float32 columns with means that float32 cannot hold (two-part shift), a
+    Float64 column, a fill, a clip, a one-hot column; sorted and unsorted row sets."""
+    import dlexp.data.gather as gather
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    df = pl.DataFrame({
+        "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),
+        "b": rng.normal(size=n).astype(np.float32),
+        "c": rng.normal(size=n) * 1e3,  # Float64: scaled by Polars, passed through
+        "k": rng.choice(["x", "y", "z"], size=n),
+        "y": rng.integers(0, 2, size=n),
+    }).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
+    prep = Prep(["a", "b", "c"], "y", "classification", scale, classes=[0, 1], categorical=["k"],
+                outliers="zscore")
+    prep.fit(df.lazy(), rules={"b": "mean"}, threshold=2.0)
+    assert prep.bounds and prep.fills
+    monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # many slices, runs crossing their edges
+    whole = prep.transform_x(df)
+    rows = {"train": np.sort(rng.choice(n, 700, replace=False)), "val": np.arange(0, n, 3)}
+    for cut in (rows, {"shuffled": rng.permutation(n)[:500]}):
+        got = prep.transform_rows(df, cut)
+        for s, idx in cut.items():
+            assert got[s].dtype == np.float32 and got[s].flags.c_contiguous
+            np.testing.assert_array_equal(got[s], whole[idx])

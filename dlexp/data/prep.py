@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.data import clean
+from dlexp.data.gather import gather_rows
 from dlexp.errors import DataError
 
 SCALES = ("standard", "minmax", "none", "unit", "channel")  # unit / channel: images
@@ -117,22 +118,33 @@ class Prep:
         Given the input `schema`, columns in FLOAT32_EXACT are computed in float32 (see
         `_scaled`: within about an ulp of the Float64 result); without it, all in Float64.
         """
-        exprs = []
+        return [e for e, _ in self._inputs(schema, defer_scale=False)]
+
+    def _inputs(self, schema: Optional[pl.Schema], defer_scale: bool) -> list[tuple[pl.Expr, tuple]]:
+        """(expression, (shift_hi, shift_lo, size)) per tabular input. With defer_scale, a
+        float32 column's expression stops before scaling and its affine is what is left
+        to apply (`dlexp.data.gather`); otherwise every affine is the identity (0, 0, 1)."""
+        identity = (0.0, 0.0, 1.0)
+        out = []
         for c in self.features:
             dtype = pl.Float32 if schema is not None and self._float32_exact(c, schema[c]) else pl.Float64
             e = clean.fill_expr(c, self.fills).cast(dtype)
             if c in self.bounds:
                 lo, hi = self.bounds[c]
                 e = e.clip(pl.lit(lo, dtype=dtype), pl.lit(hi, dtype=dtype))
-            exprs.append(_scaled(e, self.stats.get(c), dtype).cast(pl.Float32).alias(c))
+            s = self.stats.get(c)
+            if defer_scale and dtype == pl.Float32 and s:
+                out.append((e.alias(c), _float32_affine(s)))
+            else:
+                out.append((_scaled(e, s, dtype).cast(pl.Float32).alias(c), identity))
         for c in self.categorical:
             e, cats = clean.fill_expr(c, self.fills), self.categories[c]
             if self.encode == "onehot":  # an unseen category is all zeros
-                exprs += [(e == v).fill_null(False).cast(pl.Float32).alias(f"{c}={v}") for v in cats]
+                out += [((e == v).fill_null(False).cast(pl.Float32).alias(f"{c}={v}"), identity) for v in cats]
             else:  # an unseen category (or a null) is -1
                 codes = {v: float(i) for i, v in enumerate(cats)}
-                exprs.append(e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c))
-        return exprs
+                out.append((e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c), identity))
+        return out
 
     def _float32_exact(self, c: str, dtype: pl.DataType) -> bool:
         fitted = [*self.bounds.get(c, []), *(self.stats.get(c) or {}).values()]
@@ -146,13 +158,8 @@ class Prep:
             names += [f"{c}={v}" for v in self.categories[c]] if self.encode == "onehot" else [c]
         return names
 
-    def transform_x(self, df: pl.DataFrame, order: str = "c") -> np.ndarray:
-        """float32 [n, *input_shape] for a frame holding the input columns.
-
-        order="fortran" leaves tabular inputs column-major, as Polars holds them (no
-        transposing copy), for a caller that gathers rows from it anyway (a row gather
-        of a column-major array gives a row-major one).
-        """
+    def transform_x(self, df: pl.DataFrame) -> np.ndarray:
+        """float32 [n, *input_shape] for a frame holding the input columns."""
         if self.image:
             x = self._image_array(df.select(self.image))
             s = self.stats.get(self.image)
@@ -163,12 +170,26 @@ class Prep:
             return np.ascontiguousarray(x, np.float32)
         if self.sequence:
             return np.stack([self._sequence_array(df, c) for c in self.sequence], axis=-1)
-        x = df.select(self.features_expr(df.schema)).to_numpy(order=order)
+        x = df.select(self.features_expr(df.schema)).to_numpy()
         return x.reshape((x.shape[0], *self.image_shape)) if self.image_shape else x
 
-    def transform(self, df: pl.DataFrame, order: str = "c") -> tuple[np.ndarray, np.ndarray]:
+    def transform_rows(self, df: pl.DataFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{split: float32 [len(idx), *input_shape]}: the rows `idx` of `df`, prepared.
+
+        Tabular inputs are gathered from their columns and scaled block by block in one
+        pass (`dlexp.data.gather`), equal bit for bit to `transform_x` on those rows.
+        """
+        if self.image or self.sequence:
+            x = self.transform_x(df)
+            return {s: x[idx] for s, idx in rows.items()}
+        exprs, affine = zip(*self._inputs(df.schema, defer_scale=True))
+        xs = gather_rows(df.select(exprs), rows, *np.asarray(affine, np.float64).T)
+        shape = self.image_shape or []
+        return {s: x.reshape((x.shape[0], *shape)) if shape else x for s, x in xs.items()}
+
+    def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
-        return self.transform_x(df, order), self.transform_label(df.get_column(self.label))
+        return self.transform_x(df), self.transform_label(df.get_column(self.label))
 
     def transform_weight(self, df: pl.DataFrame) -> Optional[np.ndarray]:
         if not self.weight:
@@ -246,6 +267,14 @@ def _scaled(e: pl.Expr, s: Optional[dict], dtype: pl.DataType = pl.Float64) -> p
     if shift != hi:
         e = e - pl.lit(shift - hi, dtype=dtype)
     return e / pl.lit(size, dtype=dtype)
+
+
+def _float32_affine(s: dict) -> tuple[float, float, float]:
+    """`_scaled`'s float32 constants: (shift_hi, shift_lo, size), each a float32 value."""
+    shift, size = (s["mean"], s["std"]) if "mean" in s else (s["min"], s["range"])
+    hi = float(np.float32(shift))
+    lo = float(np.float32(shift - hi)) if shift != hi else 0.0
+    return hi, lo, float(np.float32(size))
 
 
 def _column_aggregates(train: pl.LazyFrame, *groups: list[pl.Expr]) -> list[tuple]:

@@ -150,8 +150,8 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
              cache_dir) -> Dataset:
     """Fits `prep` on the train rows of `frame` and prepares every split.
 
-    Resident: every row is transformed once (`Prep.transform`) and the arrays are cut by
-    row index. Streamed: the train split is written prepared to disk, val / test are
+    Resident: the arrays are cut by row index and prepared as they are cut
+    (`Prep.transform_rows`). Streamed: the train split is written prepared to disk, val / test are
     read and transformed one by one. `n`: the rows of `frame`.
     """
     rows = {s: rows[s] for s in SPLITS}
@@ -171,7 +171,7 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
         keep = rows["train"]
         if drop_outliers:
             keep = keep[~_outlier_rows(frame, prep)[keep]]
-        xs, ys, ws = _resident_arrays(frame, {**rows, "train": keep}, prep)
+        xs, ys, ws = _resident_arrays(frame, {**rows, "train": keep}, prep, row_labels)
         train_stream = None
     info = prep.to_dict()
     info["source"] = {**source, "sizes": {s: int(len(ys[s])) for s in SPLITS}, "streamed": streaming}
@@ -184,12 +184,12 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
     )
 
 
-def _resident_arrays(frame: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep):
-    """x, y, weights per split: all rows transformed once, then cut by row index (the
-    row gather also lays each split out row-major)."""
-    x, y = prep.transform(frame, order="fortran")
+def _resident_arrays(frame: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep, row_labels):
+    """x, y, weights per split, cut by row index (x row-major, scaled as it is cut).
+    row_labels: every row's class id, already computed for the split (None: regression)."""
+    xs = prep.transform_rows(frame, rows)
+    y = row_labels.astype(np.int32) if row_labels is not None else prep.transform_label(frame.get_column(prep.label))
     w = prep.transform_weight(frame)
-    xs = {s: x[idx] for s, idx in rows.items()}
     ys = {s: y[idx] for s, idx in rows.items()}
     ws = {s: (w[idx] if w is not None else None) for s, idx in rows.items()}
     return xs, ys, ws
