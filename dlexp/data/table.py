@@ -158,7 +158,7 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
     if len(rows["train"]) == 0:
         raise DataError(f"the train split of {path} is empty ({source['rows']} rows; sizes "
                         f"{ {s: len(r) for s, r in rows.items()} })")
-    train = _take(frame, rows["train"], streaming)
+    train = _take(frame, rows["train"], streaming, n)
     if prep.sequence and prep.sequence_length is None:
         lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
@@ -166,7 +166,7 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
     found = report.counts(_with_split_numbers(frame, rows, n, streaming), rows, prep, row_labels)
     drop_outliers = bool(prep.bounds) and prep.outlier_action == "drop"
     if streaming:
-        xs, ys, ws, train_stream = _streamed_arrays(frame, train, rows, prep, source, cache_dir, drop_outliers)
+        xs, ys, ws, train_stream = _streamed_arrays(frame, n, train, rows, prep, source, cache_dir, drop_outliers)
     else:
         keep = rows["train"]
         if drop_outliers:
@@ -195,7 +195,7 @@ def _resident_arrays(frame: pl.DataFrame, rows: dict[str, np.ndarray], prep: Pre
     return xs, ys, ws
 
 
-def _streamed_arrays(frame: pl.LazyFrame, train: pl.LazyFrame, rows, prep: Prep, source, cache_dir, drop_outliers):
+def _streamed_arrays(frame: pl.LazyFrame, n: int, train: pl.LazyFrame, rows, prep: Prep, source, cache_dir, drop_outliers):
     """The train split prepared on disk (y stays in memory); val and test as arrays."""
     from dlexp.data.stream import write_train_stream
 
@@ -204,10 +204,11 @@ def _streamed_arrays(frame: pl.LazyFrame, train: pl.LazyFrame, rows, prep: Prep,
         train = train.filter(~clean.outlier_mask(prep.bounds))
     stream = write_train_stream(train, prep, cache_dir, _source_tag(source["path"], rows["train"]))
     xs = {"train": None}
-    ys = {"train": prep.transform_label(train.select(prep.label).collect(engine="streaming").to_series())}
-    ws = {}
+    kept = train.select(prep.label, *([prep.weight] if prep.weight else [])).collect(engine="streaming")
+    ys = {"train": prep.transform_label(kept.get_column(prep.label))}
+    ws = {"train": prep.transform_weight(kept)}
     for s in ("val", "test"):
-        part = _take(frame, rows[s], True).collect(engine="streaming")
+        part = _take(frame, rows[s], True, n).collect(engine="streaming")
         xs[s], ys[s] = prep.transform(part)
         ws[s] = prep.transform_weight(part)
     return xs, ys, ws, stream
@@ -264,14 +265,15 @@ def _height(frame) -> int:
     return frame.height
 
 
-def _take(frame, idx: np.ndarray, streaming: bool):
-    """The rows `idx` of `frame`, in that order. Resident rows in increasing order are a lazy
-    filter, so a fit aggregates them chunk by chunk without copying the train split."""
-    if streaming:
-        return frame.filter(pl.col("__row").is_in(pl.Series(idx.astype(np.uint32)).implode())).drop("__row")
-    if len(idx) and np.all(idx[1:] > idx[:-1]):
-        mask = np.zeros(frame.height, bool)
+def _take(frame, idx: np.ndarray, streaming: bool, n: int):
+    """The rows `idx` (of `n`) of `frame`, in that order. Rows in increasing order are a
+    lazy filter by a row mask (one byte a row; a hash set of the ids would be ~30), so a
+    fit aggregates them chunk by chunk without copying the split."""
+    if streaming or (len(idx) and np.all(idx[1:] > idx[:-1])):
+        mask = np.zeros(n, bool)
         mask[idx] = True
+        if streaming:  # the streamed frame's rows are named by `__row`
+            return frame.filter(pl.lit(pl.Series("__take", mask)).gather(pl.col("__row"))).drop("__row")
         return frame.lazy().filter(pl.lit(pl.Series("__take", mask)))
     return frame[idx].lazy()
 
