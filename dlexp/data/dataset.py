@@ -31,6 +31,30 @@ class Dataset:
     resplit: Callable[[dict[str, np.ndarray]], "Dataset"] | None = field(default=None, repr=False)
     stream: Any = None  # a TrainStream when the train split stays on disk (x["train"] is None, y stays)
 
+    def __post_init__(self) -> None:
+        if self.weights is not None:
+            self._check_weights()
+
+    def _check_weights(self) -> None:
+        """A weight scales its row's loss and metrics (0: the row is ignored), so every row
+        needs one, finite and >= 0; and the train weights must not all be 0 (the weighted
+        loss divides by their sum)."""
+        column = self.prep.get("weight")
+        name = f"weight column {column!r} (dataset.weight)" if column else "dataset.weight"
+        for split, y in self.y.items():
+            w = self.weights.get(split)
+            if w is None or len(w) != len(y):
+                raise DataError(f"{name}: the {split} split has {len(y)} rows but "
+                                f"{'no' if w is None else len(w)} weights")
+            check_weight_values(w, name, f"the {split} split")
+        w = self.weights["train"]
+        if len(w) and not float(np.sum(w, dtype=np.float64)) > 0:
+            raise DataError(f"{name} is 0 for every train row: nothing would be learned; give some rows a weight > 0")
+
+    def sample_weights(self, split: str) -> np.ndarray | None:
+        """The split's per-row weights (dataset.weight), or None when the data set has none."""
+        return None if self.weights is None else self.weights[split]
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         if self.stream is not None:
@@ -58,6 +82,14 @@ class Dataset:
                     f"the {split} split is empty ({self.sizes()}); "
                     "raise dataset.val_fraction / dataset.test_fraction or use more rows"
                 )
+
+
+def check_weight_values(w: np.ndarray, name: str, where: str) -> None:
+    """Sample weights must be finite and >= 0: a negative weight would reward a wrong answer."""
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(f"{name} holds {int(bad.sum())} negative or non-finite values in {where} "
+                        f"(e.g. {w[bad][0]}); sample weights must be finite and >= 0")
 
 
 # Arguments dlexp supplies to a dataset `_target_` when its signature takes them.

@@ -192,9 +192,12 @@ class Prep:
         return self.transform_x(df), self.transform_label(df.get_column(self.label))
 
     def transform_weight(self, df: pl.DataFrame) -> Optional[np.ndarray]:
+        """float32 [n] sample weights (dataset.weight), or None (`Dataset` checks their values)."""
         if not self.weight:
             return None
         w = df.get_column(self.weight)
+        if not w.dtype.is_numeric():
+            raise DataError(f"weight column {self.weight!r} (dataset.weight) must be numeric; it is {w.dtype}")
         if w.null_count():
             raise DataError(f"weight column {self.weight!r} holds {w.null_count()} nulls")
         return w.cast(pl.Float32).to_numpy()
