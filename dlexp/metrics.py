@@ -51,6 +51,13 @@ def classification_sums(losses, logits, labels, weights, num_classes: int, bins:
     }
 
 
+def divisor(total) -> float:
+    """A summed count or weight to divide the sums by: itself, or 1 when it is 0 (the sums
+    are 0 too). Not max(total, 1): sample weights (dataset.weight) may sum to less than 1."""
+    t = float(total)
+    return t if t > 0 else 1.0
+
+
 def binned_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """AUC from score histograms (bins in increasing score): P(score_pos > score_neg) + P(tie) / 2."""
     n_pos, n_neg = pos.sum(), neg.sum()
@@ -95,7 +102,7 @@ def classification_metrics(sums: dict, classes: Sequence | None = None) -> dict[
     scikit-learn with labels=present classes), ROC-AUC, and per class `precision/<class>`,
     `recall/<class>`, `f1/<class>` when `classes` (names in id order) are given."""
     cm = np.asarray(sums["confusion"], np.float64)
-    n = max(float(sums["count"]), 1.0)
+    n = divisor(sums["count"])
     pc = per_class(cm)
     present = pc["support"] > 0
     macro = lambda v: float(v[present].mean()) if present.any() else 0.0  # noqa: E731
@@ -134,8 +141,8 @@ def regression_sums(losses, pred, target, weights, scale: tuple[float, float]) -
 
 def regression_metrics(sums: dict) -> dict[str, float]:
     """MSE, RMSE, MAE in the target's units; R2 = 1 - SSE / SST, pooled over the outputs."""
-    n = max(float(sums["count"]), 1.0)
-    nv = max(float(sums.get("values", sums["count"])), 1.0)
+    n = divisor(sums["count"])
+    nv = divisor(sums.get("values", sums["count"]))
     mse = float(sums["se"]) / nv
     var = float(sums["y2"]) / nv - (float(sums["y"]) / nv) ** 2
     return {

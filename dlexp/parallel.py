@@ -178,9 +178,14 @@ def device_summary() -> list[dict[str, Any]]:
             for d in jax.devices()]
 
 
-def split_for_devices(x: jax.Array, n: int) -> jax.Array:
-    """Inside pmap: this device's slice of a full batch (rows d*B/n .. (d+1)*B/n)."""
+def split_for_devices(x: Any, n: int) -> Any:
+    """Inside pmap: this device's slice of a full batch (rows d*B/n .. (d+1)*B/n) of every
+    leaf of `x` (an array, or a pytree such as targets with their sample weights)."""
     d = jax.lax.axis_index("data")
-    per = x.shape[0] // n
-    return jax.lax.dynamic_slice_in_dim(x, d * per, per)
+
+    def mine(a: jax.Array) -> jax.Array:
+        per = a.shape[0] // n
+        return jax.lax.dynamic_slice_in_dim(a, d * per, per)
+
+    return jax.tree.map(mine, x)
 

@@ -144,7 +144,8 @@ def fit(
     # ------------------------------------------------------------------ data on device
     train = make_loader(data, plan.batch_size, seed, layout.replicated, steps_per_call=cfg.steps_per_call)
     evals = {
-        s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices)
+        s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices,
+                   weights=data.sample_weights(s))
         for s in ("val", "test")
     }
 

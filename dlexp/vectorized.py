@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
-from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order
+from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_targets
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
@@ -161,9 +161,10 @@ def fit_copies(
     per_copy, shared = copies_mesh(num_devices, S)
 
     # ------------------------------------------------------------------ data and state
-    train = CopiesLoader(ResidentLoader(data.x["train"], data.y["train"], plan.batch_size, seeds[0], shared),
+    train = CopiesLoader(ResidentLoader(data.x["train"], train_targets(data), plan.batch_size, seeds[0], shared),
                          seeds, per_copy)
-    evals = {s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, shared) for s in ("val", "test")}
+    evals = {s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, shared, weights=data.sample_weights(s))
+             for s in ("val", "test")}
     splits = [split_model(m) for m in models]
     sm = splits[0]  # the graphdefs are the same for every copy
     state = jax.device_put(stack([task.init_state(s, tx) for s in splits]), per_copy)

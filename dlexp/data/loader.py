@@ -6,6 +6,11 @@ arrays (`call_args`), and inside the jitted call picks batch `i` out of it
 a streaming loader can hand over `n` prefetched batches instead, and the loop does
 not change. The epoch order is a seeded numpy permutation (`epoch_order`), so every
 loader draws the same batches for the same seed.
+
+A batch is (x, y). When the data set has sample weights (dataset.weight), y is the
+pytree {"target": y, "weight": w} (`train_targets`): every gather and copy maps over
+it, so the weights travel with their rows, and the task's step unpacks them
+(`dlexp.tasks.base.unpack_targets`). Without weights y is the bare array, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ import numpy as np
 import polars as pl
 
 
+def train_targets(data):
+    """The train loader's y: data.y["train"], paired with its sample weights when there are any."""
+    w = data.sample_weights("train")
+    return data.y["train"] if w is None else {"target": data.y["train"], "weight": w}
+
+
+def batch_shape(tree, batch: int):
+    """Shape and dtype of one batch of every leaf of `tree` (arrays [n, ...]), for tracing without data."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype), tree)
+
+
 def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
     """The row order of one epoch, trimmed to whole batches."""
     steps = n // batch_size
@@ -28,7 +44,7 @@ def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
 class ResidentLoader:
     """A training split on device plus the per-epoch order to draw batches in."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, sharding):
+    def __init__(self, x: np.ndarray, y, batch_size: int, seed: int, sharding):
         self.n = int(x.shape[0])
         self.batch_size = batch_size
         self.seed = seed
@@ -38,11 +54,9 @@ class ResidentLoader:
         self.steps_per_epoch = self.n // batch_size
         self._epoch, self._order = None, None
 
-    def example(self) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
+    def example(self):
         """Shape and dtype of one batch (x, y), for tracing without data."""
-        b = self.batch_size
-        return (jax.ShapeDtypeStruct((b, *self.x.shape[1:]), self.x.dtype),
-                jax.ShapeDtypeStruct((b, *self.y.shape[1:]), self.y.dtype))
+        return batch_shape(self.x, self.batch_size), batch_shape(self.y, self.batch_size)
 
     def call_args(self, epoch: int, start: int, n: int):
         """Device arrays for steps start..start+n-1 of `epoch` (only the order is new per epoch)."""
@@ -63,7 +77,7 @@ class ResidentLoader:
         idx = idx.reshape(n, self.batch_size)
         if shard is not None:
             idx = jax.lax.with_sharding_constraint(idx, shard)
-        return jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+        return jnp.take(x, idx, axis=0), take_rows(y, idx)
 
     def close(self) -> None:
         """Nothing to stop (a `StreamingLoader` stops its reader thread)."""
@@ -78,14 +92,19 @@ def take_batch(x, y, order, i, batch_size: int, shard=None):
     idx = jax.lax.dynamic_slice_in_dim(order, i * batch_size, batch_size)
     if shard is not None:
         idx = jax.lax.with_sharding_constraint(idx, shard)
-    return jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+    return jnp.take(x, idx, axis=0), take_rows(y, idx)
+
+
+def take_rows(y, idx):
+    """Inside jit: rows `idx` of y (the targets, or targets and weights)."""
+    return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y)
 
 
 def make_loader(data, batch_size: int, seed: int, sharding, steps_per_call: int = 1, buffer_mb: float = 256.0):
     """The train loader a data set asks for: streamed when its train split stays on disk."""
     if data.stream is not None:
-        return StreamingLoader(data.stream, data.y["train"], batch_size, seed, sharding, steps_per_call, buffer_mb)
-    return ResidentLoader(data.x["train"], data.y["train"], batch_size, seed, sharding)
+        return StreamingLoader(data.stream, train_targets(data), batch_size, seed, sharding, steps_per_call, buffer_mb)
+    return ResidentLoader(data.x["train"], train_targets(data), batch_size, seed, sharding)
 
 
 class StreamingLoader:
@@ -98,7 +117,7 @@ class StreamingLoader:
     at about one window plus the queue, whatever the file's size.
     """
 
-    def __init__(self, stream, y: np.ndarray, batch_size: int, seed: int, sharding, steps_per_call: int = 1,
+    def __init__(self, stream, y, batch_size: int, seed: int, sharding, steps_per_call: int = 1,
                  buffer_mb: float = 256.0, prefetch: int = 2):
         self.stream, self.y = stream, y
         self.n, self.batch_size, self.seed, self.sharding = stream.rows, batch_size, seed, sharding
@@ -110,10 +129,9 @@ class StreamingLoader:
         self.prefetch = prefetch
         self._queue, self._thread, self._stop = None, None, None
 
-    def example(self) -> tuple[jax.ShapeDtypeStruct, jax.ShapeDtypeStruct]:
-        b = self.batch_size
-        return (jax.ShapeDtypeStruct((b, *self.stream.x_shape), np.float32),
-                jax.ShapeDtypeStruct((b, *self.y.shape[1:]), self.y.dtype))
+    def example(self):
+        x = jax.ShapeDtypeStruct((self.batch_size, *self.stream.x_shape), np.float32)
+        return x, batch_shape(self.y, self.batch_size)
 
     def call_args(self, epoch: int, start: int, n: int):
         """The next prefetched call; a jump (a resumed run) restarts the reader there."""
@@ -122,7 +140,7 @@ class StreamingLoader:
             self._start(epoch, start)
             item = self._next()
         _, _, xs, ys = item
-        return (xs[:n], ys[:n]) if xs.shape[0] > n else (xs, ys)
+        return (xs[:n], jax.tree.map(lambda a: a[:n], ys)) if xs.shape[0] > n else (xs, ys)
 
     def _next(self):
         item = self._queue.get()
@@ -137,7 +155,8 @@ class StreamingLoader:
     def batch(self, args, i, shard=None):
         """Inside jit: batch i of a call (already on device; `shard` is the trainer's to apply)."""
         xs, ys = args
-        return jax.lax.dynamic_index_in_dim(xs, i, keepdims=False), jax.lax.dynamic_index_in_dim(ys, i, keepdims=False)
+        pick = lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False)  # noqa: E731
+        return pick(xs), jax.tree.map(pick, ys)
 
     def close(self) -> None:
         """Stops the reader thread (the trainer calls this when the loop ends)."""
@@ -164,12 +183,14 @@ class StreamingLoader:
                 for w0 in range(start, self.steps_per_epoch, self.window_steps):
                     w1 = min(w0 + self.window_steps, self.steps_per_epoch)
                     rows = order[w0 * B : w1 * B]
-                    xw, yw = read_rows(self.stream.path, self.stream.columns, rows), self.y[rows]
+                    xw = read_rows(self.stream.path, self.stream.columns, rows)
+                    yw = jax.tree.map(lambda y: y[rows], self.y)
                     for c in range(w0, w1, self.chunk):
                         k = min(self.chunk, w1 - c)
                         a, b = (c - w0) * B, (c - w0 + k) * B
                         xs = jax.device_put(xw[a:b].reshape(k, B, *shape), self.sharding)
-                        ys = jax.device_put(yw[a:b].reshape(k, B, *yw.shape[1:]), self.sharding)
+                        ys = jax.device_put(jax.tree.map(lambda y: y[a:b].reshape(k, B, *y.shape[1:]), yw),
+                                            self.sharding)
                         while not stop.is_set():
                             try:
                                 out.put((epoch, c, xs, ys), timeout=0.1)
@@ -199,15 +220,18 @@ def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = 65536) -> 
 
 
 class EvalSet:
-    """An evaluation split on device as [batches, B, ...] with 0/1 weights for the padding."""
+    """An evaluation split on device as [batches, B, ...] with a weight per row: 0 for the
+    padding, 1 for a real row, or the row's sample weight (`weights`, from dataset.weight)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, sharding, multiple: int = 1):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, sharding, multiple: int = 1,
+                 weights: np.ndarray | None = None):
         n = int(x.shape[0])
         b = max(1, min(batch_size, n))
         b = -(-b // multiple) * multiple  # whole batches per device
         nb = -(-n // b)
         pad = nb * b - n
-        w = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+        real = np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32)
+        w = np.concatenate([real, np.zeros(pad, np.float32)])
         if pad:
             x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
             y = np.concatenate([y, np.zeros((pad, *y.shape[1:]), y.dtype)])

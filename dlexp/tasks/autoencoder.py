@@ -15,6 +15,7 @@ from typing import Callable
 
 import jax.numpy as jnp
 
+from dlexp.metrics import divisor
 from dlexp.tasks.base import SplitModel, Task, make_predict
 
 
@@ -44,12 +45,12 @@ class Reconstruction(Task):
         }
 
     def finalize(self, sums) -> dict[str, float]:
-        n = max(float(sums["count"]), 1.0)
+        n = divisor(sums["count"])
         return {
             "loss": float(sums["loss"]) / n,
             "recon": float(sums["recon"]) / n,
             "kl": float(sums["kl"]) / n,
-            "mse": float(sums["recon"]) / max(float(sums["values"]), 1.0),
+            "mse": float(sums["recon"]) / divisor(sums["values"]),
         }
 
     def make_reconstruct(self, sm: SplitModel) -> Callable:

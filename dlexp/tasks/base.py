@@ -9,6 +9,11 @@ shard them over a mesh or vmap them without NNX graph traversal on every call.
 (added to the training loss, not to the reported one) and the compute precision
 (bfloat16: the forward and backward pass run on bfloat16 copies of the params, the
 batch and the batch statistics; params, gradients and optimizer state stay float32).
+
+Sample weights (dataset.weight) come in the batch's y as {"target": y, "weight": w}
+(`unpack_targets`). The training loss is then sum(w * loss) / sum(w) over the batch,
+normalized so the learning rate does not depend on the weights' scale, and the metric
+sums are weighted by w; without weights the step is the plain mean, unchanged.
 """
 
 from __future__ import annotations
@@ -132,6 +137,27 @@ def _forward(graphdef, params, rest, x, key, takes_rngs: bool, dtype: str = "flo
     return apply(graphdef, params, rest, call, dtype)
 
 
+# ---------------------------------------------------------------------------- sample weights
+
+
+def unpack_targets(y):
+    """(targets, sample weights or None): the loader hands {"target", "weight"} when the data
+    set has a weight column (`dlexp.data.loader.train_targets`), the bare targets otherwise."""
+    if isinstance(y, dict):
+        return y["target"], y["weight"]
+    return y, None
+
+
+def weight_total(w, axis_name: str | None = None):
+    """What a weighted batch loss divides by: sum(w) over the global batch. Under pmap each
+    replica holds a slice and the gradients are averaged, so a replica divides by the mean
+    of the replicas' sums. A batch whose weights are all 0 divides by 1 (its loss is 0)."""
+    total = jnp.sum(w)
+    if axis_name is not None:
+        total = jax.lax.pmean(total, axis_name)
+    return jnp.where(total > 0, total, 1.0)
+
+
 # ---------------------------------------------------------------------------- the steps
 
 
@@ -144,12 +170,15 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
     opts = task.opts
 
     def train_step(state, x, y, key):
+        y, w = unpack_targets(y)
         targets = task.targets(x, y)
+        total = None if w is None else weight_total(w, axis_name)
 
         def loss_fn(params):
             out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
             losses = task.loss(out, targets)
-            return jnp.mean(losses) + penalty(params, opts), (losses, out, rest)
+            mean = jnp.mean(losses) if w is None else jnp.sum(w * losses) / total
+            return mean + penalty(params, opts), (losses, out, rest)
 
         (_, (losses, out, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
@@ -157,7 +186,7 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
             rest = jax.lax.pmean(rest, axis_name)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        sums = task.sums(losses, out, targets, jnp.ones(losses.shape, jnp.float32))
+        sums = task.sums(losses, out, targets, jnp.ones(losses.shape, jnp.float32) if w is None else w)
         if axis_name is not None:
             sums = jax.lax.psum(sums, axis_name)
         sums["grad_norm"] = optax.tree.norm(grads)

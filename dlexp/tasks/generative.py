@@ -6,7 +6,8 @@ against the updated discriminator with the non-saturating loss (its samples labe
 1). Both nets use the run's optimizer chain, each with its own state (`opt["d"]`,
 `opt["g"]`). The model contract: `model(x, rngs=...)` is the discriminator's logit,
 `model.generate(z)` a batch of samples, the params split into `generator` and
-`discriminator` subtrees (dlexp.models.GAN). Labels of the data set are not used.
+`discriminator` subtrees (dlexp.models.GAN). Labels of the data set are not used, nor
+sample weights (a run with dataset.weight is refused rather than silently unweighted).
 The losses tell whether the game is balanced, not how good the samples are: look at
 the samples (`samples/generated`, logged at each evaluation).
 """
@@ -21,6 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from dlexp.errors import DataError
+from dlexp.metrics import divisor
 from dlexp.tasks.base import SplitModel, Task, apply, cast_floats
 
 EVAL_NOISE_SEED = 0  # evaluation draws the same noise every time: its losses are comparable across steps
@@ -53,13 +56,16 @@ class GANTask(Task):
         }
 
     def finalize(self, sums) -> dict[str, float]:
-        n = max(float(sums["count"]), 1.0)
+        n = divisor(sums["count"])
         return {k: float(sums[k]) / n for k in self.metric_names}
 
     def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         dtype = self.opts.compute_dtype
 
         def train_step(state, x, y, key):
+            if isinstance(y, dict):  # targets with sample weights (dlexp.tasks.base.unpack_targets)
+                raise DataError("dataset.weight is set, but the GAN task does not use sample weights; "
+                                "remove dataset.weight (or set it to null)")
             params, opt = state["params"], state["opt"]
             k_zd, k_zg, k_d1, k_d2 = jax.random.split(key, 4)
             x = cast_floats(x, dtype)

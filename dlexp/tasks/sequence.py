@@ -30,7 +30,7 @@ class Forecasting(Regression):
 
     def finalize(self, sums):
         out = metrics.regression_metrics(sums)
-        n = max(float(sums["count"]), 1.0)
+        n = metrics.divisor(sums["count"])
         for k, se in enumerate(np.asarray(sums["se_ahead"], np.float64), start=1):
             out[f"rmse/t+{k}"] = float(np.sqrt(se / n))
         return out
