@@ -81,7 +81,8 @@ def confusion_figure(cm: np.ndarray, classes: Sequence) -> np.ndarray:
     plt = _plt()
     n = len(classes)
     fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.45 * n), dpi=100)
-    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = cm / np.where(rows > 0, rows, 1)  # not max(rows, 1): summed sample weights may be < 1
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
@@ -94,9 +95,11 @@ def confusion_figure(cm: np.ndarray, classes: Sequence) -> np.ndarray:
     return figure_to_array(fig)
 
 
-def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence) -> np.ndarray:
+def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence,
+               weights: np.ndarray | None = None) -> np.ndarray:
     """ROC curve of class 1 (binary) or of each class against the rest, with its AUC.
-    `scores`: per-class log-odds (they rank like probabilities but do not saturate at 0 / 1)."""
+    `scores`: per-class log-odds (they rank like probabilities but do not saturate at 0 / 1);
+    `weights`: sample weights (dataset.weight), as the roc_auc metric weighs the rows."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _plt()
@@ -106,8 +109,9 @@ def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence) -> np.
         pos = labels == c
         if pos.all() or not pos.any():
             continue
-        fpr, tpr, _ = roc_curve(pos, scores[:, c])
-        ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c]} (AUC {roc_auc_score(pos, scores[:, c]):.3f})")
+        fpr, tpr, _ = roc_curve(pos, scores[:, c], sample_weight=weights)
+        auc = roc_auc_score(pos, scores[:, c], sample_weight=weights)
+        ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c]} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -186,16 +190,17 @@ class ClassificationPlots(Hook):
         from dlexp.tasks.base import make_predict
 
         x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
+        w = ctx.data.sample_weights("test")  # None: every row counts 1
         from dlexp.metrics import class_log_odds
 
         logits = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x)
         pred = logits.argmax(1)
         classes = list(ctx.task.classes or range(logits.shape[1]))
         cm = np.zeros((len(classes), len(classes)))
-        np.add.at(cm, (y, pred), 1)
+        np.add.at(cm, (y, pred), 1 if w is None else w)
         step = loop.step
         ctx.writers.image("plots/confusion_matrix", confusion_figure(cm, classes), step)
-        ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes), step)
+        ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes, w), step)
         if is_image(x.shape[1:]):
             k = min(self.samples, len(x))
             ctx.writers.image("plots/predictions", predictions_figure(x[:k], y[:k], pred[:k], classes), step)

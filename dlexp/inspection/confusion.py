@@ -3,7 +3,8 @@
 The trainer's evaluation returns finished metrics only; the report (and anyone reading
 summary.json) wants the matrix behind them. This hook runs the task's own eval step
 over the test split once more and keeps its `confusion` sums, so the matrix agrees
-with the test accuracy and F1 by construction.
+with the test accuracy and F1 by construction (with dataset.weight: summed sample
+weights, as the metrics weigh them, rather than row counts).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from dlexp.hooks import Hook
 CHUNK = 256  # one compiled shape: the last chunk is padded with zero-weight rows
 
 
-def confusion_matrix(eval_step, params, rest, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    """[true, predicted] counts from the task's eval sums; None if the task has no confusion."""
+def confusion_matrix(eval_step, params, rest, x: np.ndarray, y: np.ndarray,
+                     weights: np.ndarray | None = None) -> np.ndarray | None:
+    """[true, predicted] counts (or summed sample `weights`) from the task's eval sums; None
+    if the task has no confusion."""
     step = jax.jit(eval_step)
     total = None
     for start in range(0, len(x), CHUNK):
         xb, yb = x[start:start + CHUNK], y[start:start + CHUNK]
         pad = CHUNK - len(xb)
-        w = np.concatenate([np.ones(len(xb), np.float32), np.zeros(pad, np.float32)])
+        wb = np.ones(len(xb), np.float32) if weights is None else weights[start:start + CHUNK]
+        w = np.concatenate([wb, np.zeros(pad, np.float32)])
         xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
         yb = np.concatenate([yb, np.zeros((pad, *yb.shape[1:]), yb.dtype)])
         sums = step(params, rest, xb, yb, w)
@@ -39,8 +43,11 @@ class TestConfusion(Hook):
         if ctx.data.task != "classification":
             return
         params, rest = loop.best_state
-        cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"])
+        weights = ctx.data.sample_weights("test")
+        cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"],
+                              weights)
         if cm is not None:
             classes = ctx.data.classes or list(range(cm.shape[0]))
-            matrix = cm.round().astype(int).tolist()
-            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": matrix}
+            matrix = cm.round().astype(int).tolist() if weights is None else cm.round(6).tolist()
+            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": matrix,
+                                    "weighted": weights is not None}

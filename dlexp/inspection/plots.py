@@ -54,7 +54,8 @@ def learning_curves(curves: pl.DataFrame, metrics: Sequence[str], path: str, *, 
 def confusion(matrix: Sequence[Sequence[float]], classes: Sequence, path: str, *, title: str = "") -> str:
     """Rows: true class, columns: predicted; colour is the row fraction, numbers are counts."""
     cm = np.asarray(matrix, dtype=float)
-    frac = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    rows = cm.sum(1, keepdims=True)
+    frac = cm / np.where(rows > 0, rows, 1)  # not max(rows, 1): summed sample weights may be < 1
     n = len(cm)
     size = min(2.0 + 0.55 * n, 12)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -71,7 +72,7 @@ def confusion(matrix: Sequence[Sequence[float]], classes: Sequence, path: str, *
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or f"confusion matrix (accuracy {np.trace(cm) / max(cm.sum(), 1):.3f})")
+    ax.set_title(title or f"confusion matrix (accuracy {np.trace(cm) / (cm.sum() or 1):.3f})")
     return save(fig, path)
 
 
