@@ -192,7 +192,7 @@ def fit_copies(
     one_sums = jax.eval_shape(lambda s, xy: train_step(s, *xy, keys[0])[1], take(state, 0), train.base.example())
     zeros = lambda shapes: jax.device_put(
         jax.tree.map(lambda s: jnp.zeros((S, *s.shape), s.dtype), shapes), per_copy)
-    eval_shapes = {k: v for k, v in one_sums.items() if k != "grad_norm"}
+    eval_shapes = jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example())
 
     def evaluate(params, rest, split: str) -> list[dict[str, float]]:
         es = evals[split]
@@ -212,7 +212,7 @@ def fit_copies(
     last_train: list[dict] = [dict() for _ in range(S)]
     last_val: list[dict] = [dict() for _ in range(S)]
     best_state = None
-    K = int(cfg.steps_per_call)
+    K = 1 if cfg.steps_per_call == "auto" else int(cfg.steps_per_call)  # fused copies: not measured, so 1
 
     while step < plan.total_steps:
         in_epoch = step - epoch * plan.steps_per_epoch

@@ -239,3 +239,7 @@ class EvalSet:
         self.x = jax.device_put(x.reshape(nb, b, *x.shape[1:]), sharding)
         self.y = jax.device_put(y.reshape(nb, b, *y.shape[1:]), sharding)
         self.w = jax.device_put(w.reshape(nb, b), sharding)
+
+    def example(self) -> tuple[jax.ShapeDtypeStruct, ...]:
+        """Shape and dtype of one batch (x, y, w), for tracing the eval step without data."""
+        return tuple(jax.ShapeDtypeStruct(a.shape[1:], a.dtype) for a in (self.x, self.y, self.w))

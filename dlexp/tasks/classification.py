@@ -29,5 +29,8 @@ class Classification(Task):
     def sums(self, losses, logits, labels, weights):
         return metrics.classification_sums(losses, logits, labels, weights, self.num_classes)
 
+    def train_sums(self, losses, logits, labels, weights):  # no ROC-AUC while training: see classification_sums
+        return metrics.classification_sums(losses, logits, labels, weights, self.num_classes, roc=False)
+
     def finalize(self, sums):
         return metrics.classification_metrics(sums, self.classes)
