@@ -93,7 +93,7 @@ class TrainerConfig:
     eval_batch_size: int = 1024
     eval_every: Optional[int] = None  # steps between val evaluations; None: once per epoch
     log_every: int = 50  # steps between train-metric logs (the only host syncs)
-    steps_per_call: int = 1  # train steps fused into one compiled call (lax.scan)
+    steps_per_call: Any = "auto"  # train steps fused into one compiled call (lax.scan): auto or an int >= 1
     parallel: Parallel = Parallel.auto
     progress: bool = True  # a progress bar on stderr
     precision: Precision = Precision.float32

@@ -45,3 +45,26 @@ def test_profile_trace_for_tensorboard(cli, tmp_path):
     traces = glob.glob(str(tmp_path / "p" / "tb" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert traces and os.path.getsize(traces[0]) > 0
     assert read_json(tmp_path / "p" / "summary.json")["profile"]["steps"] == [1, 5]
+
+
+def test_steps_per_call_auto_fuses_only_where_it_was_measured_faster():
+    import jax
+
+    from dlexp.errors import ConfigError
+    from dlexp.trainer import FUSED_STEPS_CPU, steps_per_call
+
+    assert jax.default_backend() == "cpu"
+    assert steps_per_call("auto", conv=False, devices=1) == FUSED_STEPS_CPU  # the mlp: +7% measured
+    assert steps_per_call("auto", conv=True, devices=1) == 1  # conv gradients in a scan: slower
+    assert steps_per_call("auto", conv=False, devices=2) == 1  # a mesh: one call in flight anyway
+    assert steps_per_call(3, conv=True, devices=2) == 3  # an explicit value always wins
+    for bad in (0, -2, "fast", 2.5, True):
+        with pytest.raises(ConfigError, match="trainer.steps_per_call"):
+            steps_per_call(bad, conv=False, devices=1)
+
+
+def test_default_run_records_its_steps_per_call_and_steady_speed(compose, tmp_path):
+    cfg = compose(["model=mlp", *TINY, "trainer.parallel=single"])
+    _, summary = run(cfg, str(tmp_path / "r"))
+    assert summary["steps_per_call"] == 10 and summary["steps"] == 12
+    assert summary["steady_samples_per_s"] > 0
