@@ -38,10 +38,8 @@ MODEL_OVERRIDES = {
 }
 DLEXP_VARIANTS = {  # name -> extra overrides; "default" is what a user gets
     "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"],
-            "nocache": ["trainer.compile_cache=false"], "nolog": ["trainer.log_every=100000"],
             "bf16": ["trainer.precision=bfloat16"]},
-    "mlp": {"default": [], "fused10": ["trainer.steps_per_call=10"],
-            "fused10_nolog": ["trainer.steps_per_call=10", "trainer.log_every=100000"], "mesh": ["trainer.parallel=mesh"],
+    "mlp": {"default": [], "k1": ["trainer.steps_per_call=1"], "mesh": ["trainer.parallel=mesh"],
             "bf16": ["trainer.precision=bfloat16"]},
 }
 PEERS = {
