@@ -68,3 +68,20 @@ def test_default_run_records_its_steps_per_call_and_steady_speed(compose, tmp_pa
     _, summary = run(cfg, str(tmp_path / "r"))
     assert summary["steps_per_call"] == 10 and summary["steps"] == 12
     assert summary["steady_samples_per_s"] > 0
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_the_logged_gradient_norm_is_the_norm_at_the_log_step(compose, tmp_path, k):
+    """Taken only at log steps (lax.cond elsewhere): equal to a run that takes and logs it every step."""
+    def grad_norms(name, extra):
+        cfg = compose(["model=mlp", *TINY, "dataset=synthetic", "dataset.rows=2000", "trainer.parallel=single",
+                       "trainer.eval_every=12", *extra])
+        run(cfg, str(tmp_path / name))
+        rows = [json.loads(l) for l in open(tmp_path / name / "metrics.jsonl")]
+        return {r["step"]: r["train/grad_norm"] for r in rows if "train/grad_norm" in r}
+
+    every_step = grad_norms("every", ["trainer.steps_per_call=1", "trainer.log_every=1"])
+    logged = grad_norms(f"k{k}", [f"trainer.steps_per_call={k}", "trainer.log_every=4"])
+    assert sorted(logged) == [4, 8, 12]
+    assert [logged[s] for s in (4, 8, 12)] == pytest.approx([every_step[s] for s in (4, 8, 12)], rel=1e-5)
+    assert every_step[4] != pytest.approx(every_step[3], rel=1e-3)  # the norm changes step to step

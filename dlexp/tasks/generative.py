@@ -24,7 +24,7 @@ from flax import nnx
 
 from dlexp.errors import DataError
 from dlexp.metrics import divisor
-from dlexp.tasks.base import SplitModel, Task, apply, cast_floats
+from dlexp.tasks.base import SplitModel, Task, apply, cast_floats, grad_norm_of
 
 EVAL_NOISE_SEED = 0  # evaluation draws the same noise every time: its losses are comparable across steps
 
@@ -59,7 +59,8 @@ class GANTask(Task):
         n = divisor(sums["count"])
         return {k: float(sums[k]) / n for k in self.metric_names}
 
-    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
+    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None,
+                        measure_norm=None) -> Callable:
         dtype = self.opts.compute_dtype
 
         def train_step(state, x, y, key):
@@ -101,7 +102,7 @@ class GANTask(Task):
             sums = self._sums(d_real, d_fake, g_fake, jnp.ones(x.shape[0], jnp.float32))
             if axis_name is not None:
                 sums = jax.lax.psum(sums, axis_name)
-            sums["grad_norm"] = optax.tree.norm({"d": g_d, "g": g_g})
+            sums.update(grad_norm_of({"d": g_d, "g": g_g}, state["step"], measure_norm))
             new = {"params": params, "rest": rest, "opt": {"d": opt_d, "g": opt_g}, "step": state["step"] + 1}
             return new, sums
 
