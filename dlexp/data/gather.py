@@ -31,7 +31,7 @@ def gather_rows(table: pl.DataFrame, rows: dict[str, np.ndarray], shift_hi, shif
     hi, lo, sz = (np.asarray(a, np.float32) for a in (shift_hi, shift_lo, size))
     inv = np.float32(1) / sz
     out = {s: np.empty((len(idx), table.width), np.float32) for s, idx in rows.items()}
-    if not all(_increasing(idx) for idx in rows.values()):  # a row may come from any slice: one slice
+    if not all(increasing(idx) for idx in rows.values()):  # a row may come from any slice: one slice
         starts, step = [0], max(table.height, 1)
     else:
         starts, step = range(0, table.height, SLICE_ROWS), SLICE_ROWS
@@ -57,5 +57,6 @@ def gather_rows(table: pl.DataFrame, rows: dict[str, np.ndarray], shift_hi, shif
     return out
 
 
-def _increasing(idx: np.ndarray) -> bool:
+def increasing(idx: np.ndarray) -> bool:
+    """Row ids in strictly increasing order: each split's rows in a slice are then one run."""
     return len(idx) < 2 or bool(np.all(idx[1:] > idx[:-1]))

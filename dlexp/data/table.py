@@ -19,6 +19,7 @@ from dlexp.data import clean, report, splits
 from dlexp.data.checks import check_values
 from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
+from dlexp.data.gather import increasing
 from dlexp.data.prep import Prep
 from dlexp.data.sources import collect, scan
 from dlexp.errors import DataError
@@ -269,7 +270,7 @@ def _take(frame, idx: np.ndarray, streaming: bool, n: int):
     """The rows `idx` (of `n`) of `frame`, in that order. Rows in increasing order are a
     lazy filter by a row mask (one byte a row; a hash set of the ids would be ~30), so a
     fit aggregates them chunk by chunk without copying the split."""
-    if streaming or (len(idx) and np.all(idx[1:] > idx[:-1])):
+    if streaming or increasing(idx):
         mask = np.zeros(n, bool)
         mask[idx] = True
         if streaming:  # the streamed frame's rows are named by `__row`
