@@ -24,6 +24,7 @@ from dlexp.data import Dataset
 from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
+from dlexp.hooks import Hook
 from dlexp.metrics import add_sums
 from dlexp.parallel import Layout, check_batch, split_for_devices
 from dlexp.tasks import Task
@@ -164,8 +165,8 @@ def fit(
     # The gradient norm is taken at the step each log reports (a pass over every gradient:
     # 5-6% of the mlp's step), at every step when the skip policy's guard needs it.
     log_step = lambda s: ((s + 1) % plan.log_every == 0) | (s + 1 == plan.total_steps)  # noqa: E731
-    train_step = task.make_train_step(sm, tx, axis_name="data" if pmap else None,
-                                      measure_norm=None if skip_nonfinite else log_step)
+    measure_norm = None if skip_nonfinite else log_step
+    train_step = task.make_train_step(sm, tx, axis_name="data" if pmap else None, measure_norm=measure_norm)
     eval_step = task.make_eval_step(sm)
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
 
@@ -222,7 +223,7 @@ def fit(
         return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
     eval_fn = jax.jit(eval_batch, donate_argnums=0)
-    plain_step = task.make_train_step(sm, tx, measure_norm=None if skip_nonfinite else log_step)  # shapes only
+    plain_step = task.make_train_step(sm, tx, measure_norm=measure_norm)  # the same sums, for shapes only
     sums_shape = jax.eval_shape(lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key), skip=False)[1],
                                 initial, train.example())
     eval_shape = jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example())  # not train's: no ROC there
@@ -411,8 +412,6 @@ def steps_per_call(value: Any, *, conv: bool, devices: int) -> int:
 
 def _overrides(hook: Any, name: str) -> bool:
     """Whether `hook` does something at `name` (a Hook subclass that leaves it alone does not)."""
-    from dlexp.hooks import Hook
-
     method = getattr(type(hook), name, None)
     return method is not None and method is not getattr(Hook, name)
 
