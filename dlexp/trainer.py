@@ -251,8 +251,11 @@ def fit(
     window_rates: list[float] = []  # samples/s of each log window, sync to sync
     last_log = last_eval = loop.step
     first_step_s = None
-    # XLA's in-process CPU all-reduce can deadlock when many calls are queued (seen with
-    # the sharded mlp peer): with several CPU devices, keep at most one call in flight.
+    # Several CPU devices: one call in flight, the next dispatched once it is done. XLA's
+    # in-process CPU all-reduce can deadlock when many calls are queued (seen with the
+    # sharded mlp peer), and the devices' executions hold the client's threads, so a call
+    # queued behind a running one only blocks the host and then starts late (measured: the
+    # cnn step 4% faster dispatched after the previous call than while it runs).
     bounded = layout.num_devices > 1 and jax.default_backend() == "cpu"
     pending = None
     # A window's sums are fetched after the next call is queued, so the devices compute
@@ -295,13 +298,13 @@ def fit(
         # A call never crosses an epoch, log or eval boundary: cadences stay exact for any K.
         n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step,
                 plan.log_every - loop.step % plan.log_every, plan.eval_every - loop.step % plan.eval_every)
-        loop.state, acc, token = train_fn(loop.state, acc, train.call_args(loop.epoch, in_epoch, n), n=n)
+        args = train.call_args(loop.epoch, in_epoch, n)
+        if bounded and pending is not None:
+            pending.block_until_ready()
+        loop.state, acc, pending = train_fn(loop.state, acc, args, n=n)
         if deferred is not None:  # the call just queued keeps the devices busy meanwhile
             log_window(*deferred)
             deferred = None
-        if bounded and pending is not None:
-            pending.block_until_ready()
-        pending = token
         if first_step_s is None:
             jax.block_until_ready(loop.state)
             first_step_s = time.perf_counter() - t_start

@@ -53,6 +53,7 @@ class ResidentLoader:
         self.y = jax.device_put(y, sharding)
         self.steps_per_epoch = self.n // batch_size
         self._epoch, self._order = None, None
+        self._starts: dict[int, jax.Array] = {}  # device scalars, made once: a host int is re-sent every call
 
     def example(self):
         """Shape and dtype of one batch (x, y), for tracing without data."""
@@ -63,7 +64,9 @@ class ResidentLoader:
         if epoch != self._epoch:
             self._epoch = epoch
             self._order = jax.device_put(epoch_order(self.n, self.seed, epoch, self.batch_size), self.sharding)
-        return (self.x, self.y, self._order, np.int32(start))
+        if start not in self._starts:
+            self._starts[start] = jax.device_put(np.int32(start), self.sharding)
+        return (self.x, self.y, self._order, self._starts[start])
 
     def batch(self, args, i, shard=None):
         """Inside jit: batch i of a call (its rows gathered where `shard` puts them)."""
