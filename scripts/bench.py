@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,21 +158,35 @@ def startup(seconds_unused: float) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict]) -> str:
+def paired_ratios(all_rows: list[dict], model: str, runner: str) -> list[float]:
+    """dlexp_default / runner within each round: the two ran minutes apart, so a slow
+    spell of the machine falls on both; the spread of these is the honest error bar."""
+    rate = {(r["round"], r["runner"]): r["samples_per_s"] for r in all_rows if r["model"] == model and "samples_per_s" in r}
+    rounds = sorted({k[0] for k in rate})
+    return [rate[(i, "dlexp_default")] / rate[(i, runner)] for i in rounds
+            if (i, "dlexp_default") in rate and (i, runner) in rate]
+
+
+def table(rows: list[dict], all_rows: list[dict] | None = None) -> str:
     out = []
     for model in sorted({r["model"] for r in rows}):
         mine = [r for r in rows if r["model"] == model]
         ref = next((r for r in mine if r["runner"] == "dlexp_default" and "samples_per_s" in r), None)
         out.append(f"\n{model}: samples/s (median of windows for peers; steady state for dlexp)")
-        out.append(f"{'runner':22s} {'samples/s':>10s} {'dlexp/x':>8s} {'first_s':>8s} {'dev':>4s} {'own':>5s} {'other':>6s}")
+        out.append(f"{'runner':22s} {'samples/s':>10s} {'dlexp/x':>8s} {'first_s':>8s} {'dev':>4s} {'own':>5s} {'other':>6s}"
+                   "  paired dlexp/x per round: median (min..max)")
         for r in mine:
             if "samples_per_s" not in r:
                 out.append(f"{r['runner']:22s} error: {r.get('error', '?')[:80]}")
                 continue
             ratio = ref["samples_per_s"] / r["samples_per_s"] if ref else float("nan")
             first = r.get("first_step_s", float("nan"))
+            paired = paired_ratios(all_rows or [], model, r["runner"]) if r["runner"] != "dlexp_default" else []
+            spread = (f"  {statistics.median(paired):.2f} ({min(paired):.2f}..{max(paired):.2f}, {len(paired)} rounds)"
+                      if len(paired) > 1 else "")
             out.append(f"{r['runner']:22s} {r['samples_per_s']:10,.0f} {ratio:8.2f} {first:8.2f} "
-                       f"{r.get('devices', 1):>4} {r.get('own_cores', float('nan')):5.2f} {r.get('other_cores', float('nan')):6.2f}")
+                       f"{r.get('devices', 1):>4} {r.get('own_cores', float('nan')):5.2f} {r.get('other_cores', float('nan')):6.2f}"
+                       + spread)
     return "\n".join(out)
 
 
@@ -179,7 +194,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["cnn", "mlp"], choices=["cnn", "mlp"])
     p.add_argument("--seconds", type=float, default=10.0, help="steady-state seconds per runner")
-    p.add_argument("--rounds", type=int, default=1, help="measure every runner this many times, in turns; keep the best")
+    p.add_argument("--rounds", type=int, default=1, help="measure every runner this many times, in turns; keep the best (and print the paired ratios)")
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--peers", nargs="*", help="only these peers")
     p.add_argument("--variants", nargs="*", help="only these dlexp variants")
@@ -205,15 +220,17 @@ def main() -> None:
     # Rounds: every runner once per round, in turn, so that a slow spell of this shared
     # machine falls on all of them alike; each runner keeps its fastest round.
     best: dict = {}
+    every: list[dict] = []
     for r in range(a.rounds):
         for model, name, measure in runners:
             row = {**measure(), "round": r}
+            every.append(row)
             print(json.dumps(row), flush=True)
             old = best.get((model, name))
             if old is None or row.get("samples_per_s", -1) > old.get("samples_per_s", -1):
                 best[(model, name)] = row
     rows = list(best.values())
-    print(table(rows))
+    print(table(rows, every))
     if a.startup:
         for r in startup(a.seconds):
             print(json.dumps(r), flush=True)
