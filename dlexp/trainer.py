@@ -228,10 +228,10 @@ def fit(
                                 initial, train.example())
     eval_shape = jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example())  # not train's: no ROC there
 
-    def train_zeros():
-        return layout.place_state(zeros_of(sums_shape))
-
-    eval_zeros = jax.jit(lambda: zeros_of(eval_shape), out_shardings=layout.replicated)
+    # The train accumulator takes the state's form (one copy per device under pmap).
+    train_zeros = zeros_maker(sums_shape, layout.batch if pmap else layout.replicated,
+                              lead=(layout.num_devices,) if pmap else ())
+    eval_zeros = zeros_maker(eval_shape, layout.replicated)
 
     def evaluate(params, rest, split: str) -> dict[str, float]:
         es = evals[split]
@@ -385,9 +385,14 @@ def fit(
 # ---------------------------------------------------------------------------- helpers
 
 
-def zeros_of(shapes: Any) -> Any:
-    """A fresh metric accumulator: zeros shaped like `shapes` (a tree of ShapeDtypeStructs)."""
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+def zeros_maker(shapes: Any, sharding: Any, lead: tuple = ()) -> Callable[[], Any]:
+    """Fresh metric accumulators, zeros shaped like `shapes` (a tree of ShapeDtypeStructs)
+    with `lead` axes in front, made by one compiled call:
+    a log window's reset was a dispatch per leaf plus a transfer, run on the devices between
+    two training calls (measured: the fused mlp 4-5% faster logging every 200 steps than
+    every 20 before this)."""
+    return jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros((*lead, *s.shape), s.dtype), shapes),
+                   out_shardings=sharding)
 
 
 FUSED_STEPS_CPU = 10  # auto steps_per_call for a model without convolutions on one CPU device
