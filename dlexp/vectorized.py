@@ -34,7 +34,7 @@ from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_target
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
-from dlexp.trainer import better, make_progress, parse_objective
+from dlexp.trainer import better, make_progress, parse_objective, zeros_maker
 from dlexp.writers import JsonlWriter, TensorBoardWriter, Writers
 
 
@@ -190,13 +190,13 @@ def fit_copies(
         return jax.tree.map(lambda n, o: jnp.where(improved.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
     one_sums = jax.eval_shape(lambda s, xy: train_step(s, *xy, keys[0])[1], take(state, 0), train.base.example())
-    zeros = lambda shapes: jax.device_put(
-        jax.tree.map(lambda s: jnp.zeros((S, *s.shape), s.dtype), shapes), per_copy)
     eval_shapes = jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example())
+    train_zeros = zeros_maker(one_sums, per_copy, lead=(S,))
+    eval_zeros = zeros_maker(eval_shapes, per_copy, lead=(S,))
 
     def evaluate(params, rest, split: str) -> list[dict[str, float]]:
         es = evals[split]
-        acc = zeros(eval_shapes)
+        acc = eval_zeros()
         for b in range(es.num_batches):
             acc = eval_fn(acc, params, rest, es.x, es.y, es.w, b)
         sums = jax.device_get(acc)
@@ -204,7 +204,7 @@ def fit_copies(
 
     # ------------------------------------------------------------------ loop
     progress = make_progress(cfg.progress, plan.total_steps)
-    acc = zeros(one_sums)
+    acc = train_zeros()
     step = epoch = last_log = last_eval = 0
     window_start, window_steps, first_step_s = time.perf_counter(), 0, None
     best_value: list[float | None] = [None] * S
@@ -248,7 +248,7 @@ def fit_copies(
                     "train/samples_per_s": steps_in * plan.batch_size / elapsed,
                     "train/epoch": step / plan.steps_per_epoch,
                 })
-            acc = zeros(one_sums)
+            acc = train_zeros()
             window_start, window_steps, last_log = time.perf_counter(), 0, step
 
         if step // plan.eval_every > last_eval // plan.eval_every or done:
