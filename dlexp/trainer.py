@@ -26,6 +26,7 @@ from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.hooks import Hook
 from dlexp.metrics import add_sums
+from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout, check_batch, split_for_devices
 from dlexp.tasks import Task
 from dlexp.tasks.base import SplitModel, count_params, split_model
@@ -245,6 +246,7 @@ def fit(
         h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
 
     # ------------------------------------------------------------------ loop
+    lr_at = rates_at(schedule, log_steps(plan.log_every, plan.total_steps))  # no device work at a log
     progress = make_progress(cfg.progress, plan.total_steps, initial=loop.step)
     acc = train_zeros()
     window_start, window_steps = time.perf_counter(), 0
@@ -283,7 +285,7 @@ def fit(
         if grad_norm is not None:
             scalars["train/grad_norm"] = grad_norm
         scalars.update({
-            "train/lr": float(schedule(step)),
+            "train/lr": lr_at(step),
             "train/samples_per_s": steps_in * B / elapsed,
             "train/steps_per_s": steps_in / elapsed,
             "train/epoch": step / plan.steps_per_epoch,

@@ -34,6 +34,7 @@ from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_target
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
+from dlexp.optim import log_steps, rates_at
 from dlexp.trainer import better, make_progress, parse_objective, zeros_maker
 from dlexp.writers import JsonlWriter, TensorBoardWriter, Writers
 
@@ -203,6 +204,7 @@ def fit_copies(
         return [task.finalize(take(sums, i)) for i in range(S)]
 
     # ------------------------------------------------------------------ loop
+    lr_at = rates_at(schedule, log_steps(plan.log_every, plan.total_steps))
     progress = make_progress(cfg.progress, plan.total_steps)
     acc = train_zeros()
     step = epoch = last_log = last_eval = 0
@@ -244,7 +246,7 @@ def fit_copies(
                 writers[i].scalars(step, {
                     **{f"train/{k}": v for k, v in last_train[i].items()},
                     "train/grad_norm": float(grad_norms[i]),
-                    "train/lr": float(schedule(step)),
+                    "train/lr": lr_at(step),
                     "train/samples_per_s": steps_in * plan.batch_size / elapsed,
                     "train/epoch": step / plan.steps_per_epoch,
                 })

@@ -55,3 +55,20 @@ def test_bad_optimizer_keys_are_named():
         make_optimizer(opt(_target_="optax.adam", lr=-1), ScheduleConfig(), 10)
     with pytest.raises(ConfigError, match="optimizer._target_='optax.adamm'.*no 'adamm'"):
         make_optimizer(opt(_target_="optax.adamm", lr=1e-3), ScheduleConfig(), 10)
+
+
+def test_logged_learning_rates_are_the_schedule_at_the_log_steps():
+    """Computed in one call before the loop (a schedule evaluated at a log waits for the
+    queued training call); the values are the schedule's, and other steps still work."""
+    import numpy as np
+    import optax
+
+    from dlexp.optim import log_steps, rates_at
+
+    assert log_steps(30, 100).tolist() == [30, 60, 90, 100]
+    for schedule in (optax.constant_schedule(1e-3), optax.warmup_cosine_decay_schedule(0.0, 1e-3, 10, 100)):
+        rate = rates_at(schedule, log_steps(7, 100))
+        for step in [*log_steps(7, 100).tolist(), 3, 0]:
+            assert rate(step) == pytest.approx(float(schedule(step)), abs=1e-9)  # float32 ulps of the peak 1e-3
+    assert rates_at(optax.constant_schedule(1e-3), [5])(5) == 1e-3  # a float schedule stays exact
+    assert rates_at(optax.linear_schedule(1.0, 0.0, 10), np.arange(11))(10) == 0.0
