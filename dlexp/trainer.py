@@ -46,6 +46,17 @@ class Plan:
     def epochs(self) -> float:
         return self.total_steps / self.steps_per_epoch
 
+    def call_length(self, step: int, epoch: int, most: int) -> int:
+        """Steps of the next compiled call (at most `most`): a call never crosses an epoch,
+        log or eval boundary, so the cadences stay exact for any steps_per_call."""
+        in_epoch = step - epoch * self.steps_per_epoch
+        return min(most, self.steps_per_epoch - in_epoch, self.total_steps - step,
+                   self.log_every - step % self.log_every, self.eval_every - step % self.eval_every)
+
+    def crossed(self, step: int, last: int, every: int) -> bool:
+        """Whether the steps since `last` reached a multiple of `every` (or the run's end)."""
+        return step // every > last // every or step == self.total_steps
+
 
 def plan_steps(cfg: Any, n_train: int, num_devices: int = 1) -> Plan:
     """Resolves epochs/steps/cadences; a batch larger than the train split is shrunk to it."""
@@ -296,11 +307,8 @@ def fit(
             h.on_log(ctx, loop)
 
     while loop.step < plan.total_steps and not loop.stop:
-        in_epoch = loop.step - loop.epoch * plan.steps_per_epoch
-        # A call never crosses an epoch, log or eval boundary: cadences stay exact for any K.
-        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - loop.step,
-                plan.log_every - loop.step % plan.log_every, plan.eval_every - loop.step % plan.eval_every)
-        args = train.call_args(loop.epoch, in_epoch, n)
+        n = plan.call_length(loop.step, loop.epoch, K)
+        args = train.call_args(loop.epoch, loop.step - loop.epoch * plan.steps_per_epoch, n)
         if bounded and pending is not None:
             pending.block_until_ready()
         loop.state, acc, pending = train_fn(loop.state, acc, args, n=n)
@@ -317,10 +325,9 @@ def fit(
         if loop.step - loop.epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
             loop.epoch += 1
         step = loop.step
-        done = step == plan.total_steps
-        evaluating = step // plan.eval_every > last_eval // plan.eval_every or done
+        evaluating = plan.crossed(step, last_eval, plan.eval_every)
 
-        if step // plan.log_every > last_log // plan.log_every or done:
+        if plan.crossed(step, last_log, plan.log_every):
             window = (step, acc, window_steps)
             acc = train_zeros()
             window_steps, last_log = 0, step

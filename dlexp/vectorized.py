@@ -217,10 +217,8 @@ def fit_copies(
     K = 1 if cfg.steps_per_call == "auto" else int(cfg.steps_per_call)  # fused copies: not measured, so 1
 
     while step < plan.total_steps:
-        in_epoch = step - epoch * plan.steps_per_epoch
-        n = min(K, plan.steps_per_epoch - in_epoch, plan.total_steps - step,
-                plan.log_every - step % plan.log_every, plan.eval_every - step % plan.eval_every)
-        state, acc = train_fn(state, acc, train.call_args(epoch, in_epoch, n), keys, n=n)
+        n = plan.call_length(step, epoch, K)
+        state, acc = train_fn(state, acc, train.call_args(epoch, step - epoch * plan.steps_per_epoch, n), keys, n=n)
         if first_step_s is None:
             jax.block_until_ready(state)
             first_step_s = time.perf_counter() - t_start
@@ -230,9 +228,8 @@ def fit_copies(
         progress.update(n)
         if step - epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
             epoch += 1
-        done = step == plan.total_steps
 
-        if step // plan.log_every > last_log // plan.log_every or done:
+        if plan.crossed(step, last_log, plan.log_every):
             sums = jax.device_get(acc)
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             steps_in = max(window_steps, 1)
@@ -253,7 +250,7 @@ def fit_copies(
             acc = train_zeros()
             window_start, window_steps, last_log = time.perf_counter(), 0, step
 
-        if step // plan.eval_every > last_eval // plan.eval_every or done:
+        if plan.crossed(step, last_eval, plan.eval_every):
             last_val = evaluate(state["params"], state["rest"], "val")
             improved = []
             for i in range(S):

@@ -33,6 +33,21 @@ def test_fused_steps_give_the_same_losses_at_the_same_steps(compose, tmp_path, m
     assert s5["best"]["step"] == s1["best"]["step"]
 
 
+def test_calls_stop_at_every_epoch_log_and_eval_boundary():
+    from dlexp.trainer import Plan
+
+    plan = Plan(batch_size=8, steps_per_epoch=7, total_steps=20, eval_every=6, log_every=4)
+    step, epoch, calls = 0, 0, []
+    while step < plan.total_steps:
+        n = plan.call_length(step, epoch, most=5)
+        calls.append(n)
+        step += n
+        epoch += step - epoch * plan.steps_per_epoch >= plan.steps_per_epoch
+    # boundaries: logs at 4 8 12 16 20, evals at 6 12 18, epochs at 7 14
+    assert calls == [4, 2, 1, 1, 4, 2, 2, 2, 2]
+    assert plan.crossed(8, 7, 4) and not plan.crossed(7, 4, 4) and plan.crossed(20, 18, 6)
+
+
 def test_compile_cache_is_written(compose, tmp_path, cache_dir):
     cfg = compose(["model=mlp", *TINY])
     run(cfg, str(tmp_path / "a"))
