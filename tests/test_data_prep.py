@@ -223,3 +223,55 @@ def test_rows_cut_and_scaled_in_slices_equal_the_whole_table_transform(monkeypat
         for s, idx in cut.items():
             assert got[s].dtype == np.float32 and got[s].flags.c_contiguous
             np.testing.assert_array_equal(got[s], whole[idx])
+
+
+def _moment_frame(n: int = 1000, big: bool = False) -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    a = (rng.normal(size=n) * 3 + 1000.1).astype(np.float32)  # an offset float32 sums must survive
+    return pl.DataFrame({
+        "a": a * np.float32(1e20) if big else a,  # big: float32 squares overflow, float64 moments then
+        "b": rng.normal(size=n).astype(np.float32),
+        "c": rng.normal(size=n) * 1e3,  # Float64: not a moment column
+        "k": rng.choice(["x", "y", "z"], size=n),
+        "y": rng.integers(0, 2, size=n),
+    }).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_moments_summed_in_the_cut_equal_the_polars_fit(monkeypatch, big):
+    """The resident path fits the standard scaling of float32 inputs while it cuts the arrays
+    (numpy, slice by slice); the streamed path fits it with Polars. Same float32 affine, same
+    arrays bit for bit, both near the float64 mean and std of the filled, clipped values."""
+    import dlexp.data.gather as gather
+    from dlexp.data.prep import _float32_affine
+
+    df = _moment_frame(big=big)
+    rng = np.random.default_rng(1)
+    rows = {"train": np.sort(rng.choice(df.height, 700, replace=False)), "val": np.arange(0, df.height, 3)}
+    mask = np.zeros(df.height, bool)
+    mask[rows["train"]] = True
+    train = df.lazy().filter(pl.lit(pl.Series(mask)))
+    monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # partial sums from many slices
+    make = lambda: Prep(["a", "b", "c"], "y", "classification", "standard", classes=[0, 1], categorical=["k"],
+                        outliers="zscore")  # noqa: E731
+    polars_fit = make().fit(train, rules={"b": "mean"}, threshold=2.0)
+    assert polars_fit.moment_columns(df.schema) == ["a", "b"]
+    cut = make().fit(train, rules={"b": "mean"}, threshold=2.0, defer_moments=True)
+    assert "a" not in cut.stats and "c" in cut.stats  # left to the cut
+    got = cut.transform_rows(df, rows)
+    for c in ("a", "b", "c"):
+        assert cut.stats[c]["mean"] == pytest.approx(polars_fit.stats[c]["mean"], rel=1e-12)
+        assert cut.stats[c]["std"] == pytest.approx(polars_fit.stats[c]["std"], rel=1e-12)
+        assert _float32_affine(cut.stats[c]) == _float32_affine(polars_fit.stats[c])
+    want = polars_fit.transform_rows(df, rows)
+    for s in rows:
+        np.testing.assert_array_equal(got[s], want[s])
+    # against numpy in float64, over the train values as the model sees them (filled, clipped)
+    values = df.select(polars_fit._input_expr(c, pl.Float32).alias(c) for c in ("a", "b")).to_numpy()[rows["train"]]
+    for j, c in enumerate(("a", "b")):
+        v = values[:, j].astype(np.float64)
+        assert cut.stats[c]["mean"] == pytest.approx(v.mean(), rel=1e-7, abs=1e-9)
+        assert cut.stats[c]["std"] == pytest.approx(v.std(), rel=1e-6)
+    again = make().fit(train, rules={"b": "mean"}, threshold=2.0, defer_moments=True)
+    again.transform_rows(df, rows)
+    assert again.stats == cut.stats  # the cut's sums do not depend on thread timing

@@ -9,14 +9,15 @@ an image column and sequence columns are shaped in numpy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import polars as pl
 
 from dlexp.data import clean
-from dlexp.data.gather import gather_rows
+from dlexp.data.gather import Moments, gather_moments, gather_rows, scale_rows
 from dlexp.errors import DataError
 
 SCALES = ("standard", "minmax", "none", "unit", "channel")  # unit / channel: images
@@ -48,14 +49,21 @@ class Prep:
     outliers: Optional[str] = None
     outlier_action: str = "clip"
     bounds: dict[str, list[float]] = field(default_factory=dict)  # column -> [low, high]
+    _pending: ClassVar[list[str]] = []  # moment columns fit() left to transform_rows (not saved)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: pl.LazyFrame, *, rules: dict[str, Any], threshold: Optional[float] = None) -> "Prep":
-        """Fits fills, outlier bounds, categories, scaling and the target on `train` only."""
+    def fit(self, train: pl.LazyFrame, *, rules: dict[str, Any], threshold: Optional[float] = None,
+            defer_moments: bool = False) -> "Prep":
+        """Fits fills, outlier bounds, categories, scaling and the target on `train` only.
+
+        defer_moments: leave the standard scaling of float32 inputs (`moment_columns`) to
+        `transform_rows`, which sums their moments while it cuts the arrays."""
         if self.scale not in SCALES:
             raise DataError(f"dataset.scale={self.scale!r} is not valid; choose one of {', '.join(SCALES)}")
         if self.encode not in ENCODINGS:
             raise DataError(f"dataset.encode={self.encode!r} is not valid; choose one of {', '.join(ENCODINGS)}")
+        schema = train.collect_schema()
+        self.stats = {}
         self.fills = clean.fit_fills(train, {c: r for c, r in rules.items() if r != "drop"})
         train = train.with_columns([clean.fill_expr(c, self.fills) for c in self.fills])
         if self.outliers:
@@ -63,6 +71,11 @@ class Prep:
             self.bounds = clean.fit_bounds(train, self.features, self.outliers, threshold)
             if self.outlier_action == "drop":
                 train = train.filter(~clean.outlier_mask(self.bounds))
+        moments = self.moment_columns(schema)
+        self._pending = moments if defer_moments else []
+        if moments and not defer_moments:
+            self.stats.update(self.fit_moments(train, moments))  # filled, not yet clipped: see _input_expr
+        if self.bounds:
             train = train.with_columns([self._clipped(c) for c in self.bounds])
         for c in self.categorical:
             values = train.select(pl.col(c).drop_nulls().unique()).collect().to_series().to_list()
@@ -86,8 +99,10 @@ class Prep:
         if self.scale == "standard" or (pixels and self.scale == "channel"):
             if pixels:
                 return _channel_stats(train, cols, self.image_shape[-1])
+            x = [e for c, e in zip(cols, x) if c not in self.stats and c not in self._pending]  # moments: fit()
+            cols = [c for c in cols if c not in self.stats and c not in self._pending]
             a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
-            return {c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(cols, a, b)}
+            return {**self.stats, **{c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(cols, a, b)}}
         if self.scale in ("minmax", "unit"):
             lo, hi = _column_aggregates(train, [e.min() for e in x], [e.max() for e in x])
             if self.scale == "unit":  # one min and range for every pixel
@@ -106,6 +121,52 @@ class Prep:
             return {self.image: {"min": lo, "range": safe_scale(hi - lo)}}
         flat = x.reshape(-1, x.shape[-1]).astype(np.float64)  # per channel
         return {self.image: {"mean": flat.mean(0).tolist(), "std": [safe_scale(s) for s in flat.std(0)]}}
+
+    def moment_columns(self, schema: pl.Schema) -> list[str]:
+        """Inputs standardized from their float32 moments (`standard_stats`): float32-exact
+        columns under scale=standard. Both the resident cut (numpy) and `fit_moments`
+        (Polars) sum the same float32 values around the same first train row; only the
+        order of the float64 additions differs, far below what the float32 scaling keeps."""
+        if self.scale != "standard" or self.image or self.sequence:
+            return []
+        return [c for c in self.features if self._float32_exact(c, schema[c], with_stats=False)]
+
+    def fit_moments(self, train: pl.LazyFrame, cols: list[str]) -> dict[str, dict]:
+        """{column: {mean, std}} of `cols` over `train` (filled, not clipped), from the same
+        float32 values and sums as the resident cut (`dlexp.data.gather.gather_moments`)."""
+        exprs = [self._input_expr(c, pl.Float32).alias(c) for c in cols]
+        first = train.select(exprs).head(1).collect(engine="streaming")
+        shift = np.array([first[c][0] if first.height else 0.0 for c in cols], np.float32)
+        aggs = [pl.len().alias("n")]
+        for c, e, v in zip(cols, exprs, shift):
+            d = e - pl.lit(float(v), dtype=pl.Float32)
+            aggs += [d.cast(pl.Float64).sum().alias(f"{c}:1"), (d * d).cast(pl.Float64).sum().alias(f"{c}:2"),
+                     e.null_count().alias(f"{c}:nulls")]
+        row = train.select(aggs).collect(engine="streaming").row(0, named=True)
+        nan = float("nan")  # a null makes the sums unusable, as NaN makes numpy's: float64 moments then
+        s1 = [row[f"{c}:1"] if not row[f"{c}:nulls"] else nan for c in cols]
+        s2 = [row[f"{c}:2"] if not row[f"{c}:nulls"] else nan for c in cols]
+        m = Moments(int(row["n"]), shift, np.array(s1, np.float64), np.array(s2, np.float64))
+        return self._moment_stats(train, cols, m)
+
+    def _moment_stats(self, train: Optional[pl.LazyFrame], cols: list[str], m: Moments) -> Optional[dict[str, dict]]:
+        """standard_stats per column; a column whose float32 moments are not finite (values
+        near the float32 limit, nulls) gets Polars' float64 mean and std instead. Without
+        `train` (the resident cut, which can only sum): None if any column needs that."""
+        out, redo = {}, []
+        for i, c in enumerate(cols):
+            s = standard_stats(m.count, float(m.shift[i]), float(m.sum[i]), float(m.sum_sq[i]))
+            if s is None:
+                redo.append(c)
+            else:
+                out[c] = s
+        if redo and train is None:
+            return None
+        if redo:
+            x = [self._input_expr(c, pl.Float32).cast(pl.Float64) for c in redo]
+            a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
+            out.update({c: {"mean": float(v or 0.0), "std": safe_scale(s)} for c, v, s in zip(redo, a, b)})
+        return out
 
     # ------------------------------------------------------------ transform
     def _clipped(self, c: str) -> pl.Expr:
@@ -128,10 +189,7 @@ class Prep:
         out = []
         for c in self.features:
             dtype = pl.Float32 if schema is not None and self._float32_exact(c, schema[c]) else pl.Float64
-            e = clean.fill_expr(c, self.fills).cast(dtype)
-            if c in self.bounds:
-                lo, hi = self.bounds[c]
-                e = e.clip(pl.lit(lo, dtype=dtype), pl.lit(hi, dtype=dtype))
+            e = self._input_expr(c, dtype)
             s = self.stats.get(c)
             if defer_scale and dtype == pl.Float32 and s:
                 out.append((e.alias(c), _float32_affine(s)))
@@ -146,8 +204,16 @@ class Prep:
                 out.append((e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c), identity))
         return out
 
-    def _float32_exact(self, c: str, dtype: pl.DataType) -> bool:
-        fitted = [*self.bounds.get(c, []), *(self.stats.get(c) or {}).values()]
+    def _input_expr(self, c: str, dtype: pl.DataType) -> pl.Expr:
+        """Column c filled, cast to `dtype` and clipped: an input before its scaling."""
+        e = clean.fill_expr(c, self.fills).cast(dtype)
+        if c in self.bounds:
+            lo, hi = self.bounds[c]
+            e = e.clip(pl.lit(lo, dtype=dtype), pl.lit(hi, dtype=dtype))
+        return e
+
+    def _float32_exact(self, c: str, dtype: pl.DataType, with_stats: bool = True) -> bool:
+        fitted = [*self.bounds.get(c, []), *((self.stats.get(c) or {}).values() if with_stats else [])]
         fill = self.fills.get(c, 0.0)
         fitted += [fill] if isinstance(fill, (int, float)) else []
         return dtype in FLOAT32_EXACT and all(np.isfinite(v) and abs(v) < FLOAT32_SAFE for v in fitted)
@@ -182,10 +248,36 @@ class Prep:
         if self.image or self.sequence:
             x = self.transform_x(df)
             return {s: x[idx] for s, idx in rows.items()}
-        exprs, affine = zip(*self._inputs(df.schema, defer_scale=True))
-        xs = gather_rows(df.select(exprs), rows, *np.asarray(affine, np.float64).T)
+        xs = self._cut_fitting_moments(df, rows) if self._pending else None
+        if xs is None:
+            exprs, affine = zip(*self._inputs(df.schema, defer_scale=True))
+            xs = gather_rows(df.select(exprs), rows, *np.asarray(affine, np.float64).T)
         shape = self.image_shape or []
         return {s: x.reshape((x.shape[0], *shape)) if shape else x for s, x in xs.items()}
+
+    def _cut_fitting_moments(self, df: pl.DataFrame, rows: dict[str, np.ndarray]) -> Optional[dict[str, np.ndarray]]:
+        """The cut of `transform_rows` that also fits the deferred standard scaling (fit's
+        defer_moments) from the train rows as they pass (`gather_moments`), then scales in
+        place. None, with the moments fitted by Polars instead, where float32 sums cannot
+        serve (a column then not float32 after all): the caller cuts again, scaling as it cuts."""
+        pending, self._pending = self._pending, []
+        exprs, _ = zip(*self._inputs(df.schema, defer_scale=True))  # pending columns: no stats yet, unscaled
+        table = df.select(exprs)
+        xs, m = gather_moments(table, rows, "train")
+        where = [table.columns.index(c) for c in pending]
+        picked = Moments(m.count, m.shift[where], m.sum[where], m.sum_sq[where])
+        stats = self._moment_stats(None, pending, picked)
+        if stats is not None:
+            self.stats.update(stats)
+        if stats is None or not all(self._float32_exact(c, df.schema[c]) for c in pending):
+            if stats is None:
+                mask = np.zeros(df.height, bool)
+                mask[rows["train"]] = True
+                self.stats.update(self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending))
+            return None
+        _, affine = zip(*self._inputs(df.schema, defer_scale=True))
+        scale_rows(xs, *np.asarray(affine, np.float64).T)
+        return xs
 
     def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
@@ -284,7 +376,7 @@ def _column_aggregates(train: pl.LazyFrame, *groups: list[pl.Expr]) -> list[tupl
     """Every group of per-column aggregates in one pass over `train` (the streaming engine
     casts and aggregates chunk by chunk, so no Float64 copy of the table is made)."""
     exprs = [e.alias(f"{g}:{i}") for g, group in enumerate(groups) for i, e in enumerate(group)]
-    row = train.select(exprs).collect(engine="streaming").row(0)
+    row = train.select(exprs).collect(engine="streaming").row(0) if exprs else ()
     out, start = [], 0
     for group in groups:
         out.append(row[start : start + len(group)])
@@ -301,6 +393,16 @@ def _channel_stats(train: pl.LazyFrame, cols: list[str], channels: int) -> dict[
         m, s = v.select(pl.col("v").mean().alias("m"), pl.col("v").std(ddof=0).alias("s")).collect().row(0)
         out.update({c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c in mine})
     return out
+
+
+def standard_stats(count: int, shift: float, s1: float, s2: float) -> Optional[dict[str, float]]:
+    """{mean, std} from `Moments` sums: mean = shift + s1/n, var = s2/n - (s1/n)^2. Summed
+    around the first row, the two terms stay close to the variance itself unless the
+    spread dwarfs the first row's distance from the mean. None if not finite."""
+    if count <= 0 or not (math.isfinite(s1) and math.isfinite(s2)):
+        return None
+    m1 = s1 / count
+    return {"mean": shift + m1, "std": safe_scale(math.sqrt(max(s2 / count - m1 * m1, 0.0)))}
 
 
 def safe_scale(v) -> float:

@@ -163,7 +163,7 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
     if prep.sequence and prep.sequence_length is None:
         lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
-    prep.fit(train.lazy(), rules=rules, threshold=threshold)
+    prep.fit(train.lazy(), rules=rules, threshold=threshold, defer_moments=not streaming)  # resident: moments in the cut
     found = report.counts(_with_split_numbers(frame, rows, n, streaming), rows, prep, row_labels)
     drop_outliers = bool(prep.bounds) and prep.outlier_action == "drop"
     if streaming:
