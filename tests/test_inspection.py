@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import ROOT
 from dlexp.inspection.embeddings import features_and_outputs, metadata_rows, sprite_images
 from dlexp.inspection.layer_stats import applied_update, loss_grads, update_ratios
-from dlexp.models import CNN, MLP
+from dlexp.models import CNN, MLP, RNN, ResNet, Transformer
 from dlexp.tasks import Classification, Regression
 from dlexp.tasks.base import split_model
 from dlexp.train import run
@@ -99,12 +99,19 @@ def test_grads_and_update_ratio_are_those_of_the_train_step():
     assert "update_ratio/head/bias" in after  # no longer all zeros
 
 
-@pytest.mark.parametrize("make", [lambda r: MLP((8, 8, 1), 4, hidden=(12, 6), rngs=r),
-                                  lambda r: CNN((8, 8, 1), 4, channels=(4,), dense=(6,), rngs=r)], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("make", [
+    lambda r: MLP((8, 8, 1), 4, hidden=(12, 6), rngs=r),
+    lambda r: CNN((8, 8, 1), 4, channels=(4,), dense=(6,), rngs=r),
+    lambda r: ResNet((8, 8, 1), 4, widths=(3, 6), blocks=1, rngs=r),
+    lambda r: RNN((8, 8), 4, cell="lstm", hidden=6, rngs=r),
+    lambda r: RNN((8, 8), 4, cell="gru", hidden=3, bidirectional=True, rngs=r),
+    lambda r: Transformer((8, 8, 1), 4, dim=6, depth=1, heads=2, patch=4, dropout=0.0, rngs=r),
+], ids=["mlp", "cnn", "resnet", "lstm", "bigru", "transformer"])
 def test_features_are_what_the_output_layer_sees(make):
     model = make(nnx.Rngs(0))
     sm = split_model(model)
     x = np.random.default_rng(1).normal(size=(5, 8, 8, 1)).astype(np.float32)
+    x = x.reshape(5, 8, 8) if isinstance(model, RNN) else x
     feats, out = jax.jit(lambda p, r: features_and_outputs(sm.eval_def, p, r, x))(sm.params, sm.rest)
     assert feats.shape == (5, 6) and out.shape == (5, 4)
     last = model.head if isinstance(model, MLP) else model.out

@@ -67,8 +67,12 @@ class ResNet(nnx.Module):
         self.dropout = nnx.Dropout(dropout)
         self.out = nnx.Linear(c, num_outputs, rngs=rngs)
 
-    def __call__(self, x, rngs=None):
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
         x = nnx.relu(self.stem(x.reshape((x.shape[0], *self.image_shape))))
         for block in self.blocks:
             x = block(x)
-        return self.out(self.dropout(x.mean(axis=(1, 2)), rngs=rngs))
+        return self.dropout(x.mean(axis=(1, 2)), rngs=rngs)
+
+    def __call__(self, x, rngs=None):
+        return self.out(self.features(x, rngs=rngs))

@@ -65,6 +65,10 @@ class RNN(nnx.Module):
         return (carry, carry) if self.bidirectional else carry
 
     def __call__(self, x, rngs=None):
+        return self.out(self.features(x, rngs=rngs))
+
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
         x = x.reshape((x.shape[0], *self.seq_shape))
         for i, layer in enumerate(self.layers):
             if i:
@@ -76,4 +80,4 @@ class RNN(nnx.Module):
             h = jnp.concatenate([x[:, -1, : self.hidden], x[:, 0, self.hidden :]], axis=-1)
         else:
             h = x[:, -1]
-        return self.out(self.dropout(h, rngs=rngs))
+        return self.dropout(h, rngs=rngs)

@@ -92,6 +92,10 @@ class Transformer(nnx.Module):
         return x.reshape((x.shape[0], *sequence_shape(self.in_shape)))
 
     def __call__(self, x, rngs=None):
+        return self.out(self.features(x, rngs=rngs))
+
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
         t = self.embed(self.tokens(x))
         if self.cls is not None:
             t = jnp.concatenate([jnp.broadcast_to(self.cls[...].astype(t.dtype), (t.shape[0], 1, t.shape[2])), t], axis=1)
@@ -99,4 +103,4 @@ class Transformer(nnx.Module):
         for block in self.blocks:
             t = block(t, rngs=rngs)
         t = self.norm(t)
-        return self.out(t[:, 0] if self.cls is not None else t.mean(axis=1))
+        return t[:, 0] if self.cls is not None else t.mean(axis=1)
