@@ -225,11 +225,11 @@ def test_rows_cut_and_scaled_in_slices_equal_the_whole_table_transform(monkeypat
             np.testing.assert_array_equal(got[s], whole[idx])
 
 
-def _moment_frame(n: int = 1000, big: bool = False) -> pl.DataFrame:
+def _moment_frame(n: int = 1000, big: float = 1.0) -> pl.DataFrame:
     rng = np.random.default_rng(5)
     a = (rng.normal(size=n) * 3 + 1000.1).astype(np.float32)  # an offset float32 sums must survive
     return pl.DataFrame({
-        "a": a * np.float32(1e20) if big else a,  # big: float32 squares overflow, float64 moments then
+        "a": a * np.float32(big),  # 1e20: float32 squares overflow, float64 moments then
         "b": rng.normal(size=n).astype(np.float32),
         "c": rng.normal(size=n) * 1e3,  # Float64: not a moment column
         "k": rng.choice(["x", "y", "z"], size=n),
@@ -237,7 +237,7 @@ def _moment_frame(n: int = 1000, big: bool = False) -> pl.DataFrame:
     }).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
 
 
-@pytest.mark.parametrize("big", [False, True])
+@pytest.mark.parametrize("big", [1.0, 1e20])
 def test_moments_summed_in_the_cut_equal_the_polars_fit(monkeypatch, big):
     """The resident path fits the standard scaling of float32 inputs while it cuts the arrays
     (numpy, slice by slice); the streamed path fits it with Polars. Same float32 affine, same
@@ -275,3 +275,23 @@ def test_moments_summed_in_the_cut_equal_the_polars_fit(monkeypatch, big):
     again = make().fit(train, rules={"b": "mean"}, threshold=2.0, defer_moments=True)
     again.transform_rows(df, rows)
     assert again.stats == cut.stats  # the cut's sums do not depend on thread timing
+
+
+def test_a_column_too_large_for_float32_scaling_is_cut_again_and_scaled_in_float64():
+    """Values near 1e34 fit float32, but a mean beyond FLOAT32_SAFE must be scaled by Polars
+    in float64: the resident cut then cuts again, equal to the streamed path's transform."""
+    df = _moment_frame(big=1e31)
+    rows = {"train": np.arange(0, df.height, 2), "test": np.arange(1, df.height, 2)}
+    mask = np.zeros(df.height, bool)
+    mask[rows["train"]] = True
+    train = df.lazy().filter(pl.lit(pl.Series(mask)))
+    make = lambda: Prep(["a", "b", "c"], "y", "classification", "standard", classes=[0, 1])  # noqa: E731
+    polars_fit = make().fit(train, rules={"b": "mean"})
+    cut = make().fit(train, rules={"b": "mean"}, defer_moments=True)
+    got = cut.transform_rows(df, rows)
+    assert cut.stats["a"]["mean"] > 1e30 and not cut._float32_exact("a", df.schema["a"])
+    for c, st in polars_fit.stats.items():
+        assert cut.stats[c] == pytest.approx(st, rel=1e-12)
+    want = polars_fit.transform_rows(df, rows)
+    for s in rows:
+        np.testing.assert_array_equal(got[s], want[s])

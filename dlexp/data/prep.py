@@ -99,10 +99,10 @@ class Prep:
         if self.scale == "standard" or (pixels and self.scale == "channel"):
             if pixels:
                 return _channel_stats(train, cols, self.image_shape[-1])
-            x = [e for c, e in zip(cols, x) if c not in self.stats and c not in self._pending]  # moments: fit()
-            cols = [c for c in cols if c not in self.stats and c not in self._pending]
+            rest = [c for c in cols if c not in self.stats and c not in self._pending]  # the moment columns: above
+            x = [pl.col(c).cast(pl.Float64) for c in rest]
             a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
-            return {**self.stats, **{c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(cols, a, b)}}
+            return {**self.stats, **{c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(rest, a, b)}}
         if self.scale in ("minmax", "unit"):
             lo, hi = _column_aggregates(train, [e.min() for e in x], [e.max() for e in x])
             if self.scale == "unit":  # one min and range for every pixel
@@ -258,22 +258,21 @@ class Prep:
     def _cut_fitting_moments(self, df: pl.DataFrame, rows: dict[str, np.ndarray]) -> Optional[dict[str, np.ndarray]]:
         """The cut of `transform_rows` that also fits the deferred standard scaling (fit's
         defer_moments) from the train rows as they pass (`gather_moments`), then scales in
-        place. None, with the moments fitted by Polars instead, where float32 sums cannot
-        serve (a column then not float32 after all): the caller cuts again, scaling as it cuts."""
+        place. Where float32 sums cannot serve, Polars fits those columns (`fit_moments`,
+        as on the streamed path). None if a fitted column is then too large for float32
+        arithmetic: the caller cuts again, that column scaled by Polars in float64."""
         pending, self._pending = self._pending, []
         exprs, _ = zip(*self._inputs(df.schema, defer_scale=True))  # pending columns: no stats yet, unscaled
         table = df.select(exprs)
         xs, m = gather_moments(table, rows, "train")
         where = [table.columns.index(c) for c in pending]
-        picked = Moments(m.count, m.shift[where], m.sum[where], m.sum_sq[where])
-        stats = self._moment_stats(None, pending, picked)
-        if stats is not None:
-            self.stats.update(stats)
-        if stats is None or not all(self._float32_exact(c, df.schema[c]) for c in pending):
-            if stats is None:
-                mask = np.zeros(df.height, bool)
-                mask[rows["train"]] = True
-                self.stats.update(self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending))
+        stats = self._moment_stats(None, pending, Moments(m.count, m.shift[where], m.sum[where], m.sum_sq[where]))
+        if stats is None:
+            mask = np.zeros(df.height, bool)
+            mask[rows["train"]] = True
+            stats = self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending)
+        self.stats.update(stats)
+        if not all(self._float32_exact(c, df.schema[c]) for c in pending):
             return None
         _, affine = zip(*self._inputs(df.schema, defer_scale=True))
         scale_rows(xs, *np.asarray(affine, np.float64).T)
