@@ -46,11 +46,18 @@ class Plan:
     def epochs(self) -> float:
         return self.total_steps / self.steps_per_epoch
 
+    def in_epoch(self, step: int, epoch: int) -> int:
+        """The step's position within `epoch` (the loaders' start)."""
+        return step - epoch * self.steps_per_epoch
+
+    def epoch_after(self, step: int, epoch: int) -> int:
+        """The epoch a call that ended at `step` leaves the loop in."""
+        return epoch + int(self.in_epoch(step, epoch) >= self.steps_per_epoch)
+
     def call_length(self, step: int, epoch: int, most: int) -> int:
         """Steps of the next compiled call (at most `most`): a call never crosses an epoch,
         log or eval boundary, so the cadences stay exact for any steps_per_call."""
-        in_epoch = step - epoch * self.steps_per_epoch
-        return min(most, self.steps_per_epoch - in_epoch, self.total_steps - step,
+        return min(most, self.steps_per_epoch - self.in_epoch(step, epoch), self.total_steps - step,
                    self.log_every - step % self.log_every, self.eval_every - step % self.eval_every)
 
     def crossed(self, step: int, last: int, every: int) -> bool:
@@ -308,7 +315,7 @@ def fit(
 
     while loop.step < plan.total_steps and not loop.stop:
         n = plan.call_length(loop.step, loop.epoch, K)
-        args = train.call_args(loop.epoch, loop.step - loop.epoch * plan.steps_per_epoch, n)
+        args = train.call_args(loop.epoch, plan.in_epoch(loop.step, loop.epoch), n)
         if bounded and pending is not None:
             pending.block_until_ready()
         loop.state, acc, pending = train_fn(loop.state, acc, args, n=n)
@@ -322,8 +329,7 @@ def fit(
         loop.step += n
         window_steps += n
         progress.update(n)
-        if loop.step - loop.epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
-            loop.epoch += 1
+        loop.epoch = plan.epoch_after(loop.step, loop.epoch)
         step = loop.step
         evaluating = plan.crossed(step, last_eval, plan.eval_every)
 

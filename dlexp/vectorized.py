@@ -218,7 +218,7 @@ def fit_copies(
 
     while step < plan.total_steps:
         n = plan.call_length(step, epoch, K)
-        state, acc = train_fn(state, acc, train.call_args(epoch, step - epoch * plan.steps_per_epoch, n), keys, n=n)
+        state, acc = train_fn(state, acc, train.call_args(epoch, plan.in_epoch(step, epoch), n), keys, n=n)
         if first_step_s is None:
             jax.block_until_ready(state)
             first_step_s = time.perf_counter() - t_start
@@ -226,8 +226,7 @@ def fit_copies(
         step += n
         window_steps += n
         progress.update(n)
-        if step - epoch * plan.steps_per_epoch >= plan.steps_per_epoch:
-            epoch += 1
+        epoch = plan.epoch_after(step, epoch)
 
         if plan.crossed(step, last_log, plan.log_every):
             sums = jax.device_get(acc)

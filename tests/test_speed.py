@@ -42,7 +42,7 @@ def test_calls_stop_at_every_epoch_log_and_eval_boundary():
         n = plan.call_length(step, epoch, most=5)
         calls.append(n)
         step += n
-        epoch += step - epoch * plan.steps_per_epoch >= plan.steps_per_epoch
+        epoch = plan.epoch_after(step, epoch)
     # boundaries: logs at 4 8 12 16 20, evals at 6 12 18, epochs at 7 14
     assert calls == [4, 2, 1, 1, 4, 2, 2, 2, 2]
     assert plan.crossed(8, 7, 4) and not plan.crossed(7, 4, 4) and plan.crossed(20, 18, 6)
