@@ -130,3 +130,19 @@ def test_train_step_lowers_the_loss(name):
         losses.append(float(sums["loss"]) / 64)
     assert losses[-1] < 0.5 * losses[0]
     assert int(state["step"]) == 40
+
+
+@pytest.mark.parametrize("shape,window", [((3, 7, 9, 4), (2, 2)), ((2, 8, 8, 1), (3, 3)), ((1, 5, 6, 2), (2, 3))])
+def test_max_pool_equals_flax_in_values_and_gradients(shape, window):
+    """dlexp's strided-slice max pool (fast gradient on CPU) against nnx.max_pool; random
+    inputs have no ties, where the two gradients may split differently."""
+    from dlexp.models.layers import max_pool
+
+    x = jax.random.normal(jax.random.key(1), shape)
+    ours = lambda x: max_pool(x, window, strides=window)  # noqa: E731
+    flax = lambda x: nnx.max_pool(x, window, strides=window)  # noqa: E731
+    assert ours(x).shape == flax(x).shape and bool(jnp.array_equal(ours(x), flax(x)))
+    g = lambda f: jax.grad(lambda x: jnp.sum(f(x) ** 2))(x)  # noqa: E731
+    np.testing.assert_allclose(g(ours), g(flax), rtol=1e-6)
+    overlapping = max_pool(x, (2, 2), strides=(1, 1))  # not a partition: XLA's reduce_window
+    assert bool(jnp.array_equal(overlapping, nnx.max_pool(x, (2, 2), strides=(1, 1))))

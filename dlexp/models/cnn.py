@@ -11,9 +11,9 @@ from typing import Sequence
 
 from flax import nnx
 
-from dlexp.models.layers import DenseStack, get_activation, image_shape
+from dlexp.models.layers import DenseStack, get_activation, image_shape, max_pool
 
-POOLS = {"max": nnx.max_pool, "avg": nnx.avg_pool, "none": None}
+POOLS = {"max": max_pool, "avg": nnx.avg_pool, "none": None}
 
 
 class CNN(nnx.Module):
