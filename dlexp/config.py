@@ -30,6 +30,11 @@ class Parallel(enum.Enum):
     pmap = "pmap"  # the classic per-device replicated path
 
 
+class CpuKernels(enum.Enum):
+    xla = "xla"  # XLA's own choice of kernels
+    ynn_dots = "ynn_dots"  # only matrix products through YNNPACK, convolutions on XLA's own (dlexp/kernels.py)
+
+
 class Schedule(enum.Enum):
     constant = "constant"
     cosine = "cosine"
@@ -95,6 +100,7 @@ class TrainerConfig:
     log_every: int = 50  # steps between train-metric logs (the only host syncs)
     steps_per_call: Any = "auto"  # train steps fused into one compiled call (lax.scan): auto or an int >= 1
     parallel: Parallel = Parallel.auto
+    cpu_kernels: CpuKernels = CpuKernels.xla  # which ops XLA CPU hands to YNNPACK (ignored elsewhere)
     progress: bool = True  # a progress bar on stderr
     precision: Precision = Precision.float32
     nan_policy: NanPolicy = NanPolicy.stop

@@ -25,6 +25,7 @@ from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.hooks import Hook
+from dlexp.kernels import compiler_options, of_trainer
 from dlexp.metrics import add_sums
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout, check_batch, split_for_devices
@@ -164,6 +165,7 @@ def fit(
 
     # ------------------------------------------------------------------ data on device
     K = steps_per_call(cfg.steps_per_call, conv=has_conv(model), devices=layout.num_devices)
+    kernels = cpu_kernels(cfg, layout)
     train = make_loader(data, plan.batch_size, seed, layout.replicated, steps_per_call=K)
     evals = {
         s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices,
@@ -235,13 +237,14 @@ def fit(
                                        in_axes=(0, 0, None), donate_argnums=(0, 1))
             return compiled[n](state, acc, args)
     else:
-        train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1))
+        train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1),
+                           compiler_options=compiler_options(kernels))
 
     def eval_batch(acc, params, rest, x, y, w, b):
         xb, yb, wb = (jax.lax.with_sharding_constraint(a[b], layout.batch) for a in (x, y, w))
         return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
-    eval_fn = jax.jit(eval_batch, donate_argnums=0)
+    eval_fn = jax.jit(eval_batch, donate_argnums=0, compiler_options=compiler_options(kernels))
     plain_step = task.make_train_step(sm, tx, measure_norm=measure_norm)  # the same sums, for shapes only
     sums_shape = jax.eval_shape(lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key), skip=False)[1],
                                 initial, train.example())
@@ -381,6 +384,7 @@ def fit(
         "epochs": round(loop.step / plan.steps_per_epoch, 3),
         "batch_size": B,
         "steps_per_call": K,
+        "cpu_kernels": kernels,
         "num_params": n_params,
         "devices": layout.num_devices,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
@@ -437,6 +441,15 @@ def _overrides(hook: Any, name: str) -> bool:
     """Whether `hook` does something at `name` (a Hook subclass that leaves it alone does not)."""
     method = getattr(type(hook), name, None)
     return method is not None and method is not getattr(Hook, name)
+
+
+def cpu_kernels(cfg: Any, layout: Layout) -> str:
+    """trainer.cpu_kernels resolved for the devices (dlexp/kernels.py)."""
+    library = of_trainer(cfg, layout.mesh.devices.flat[0].platform)
+    if library != "xla" and layout.is_pmap:
+        raise ConfigError(f"trainer.cpu_kernels={library} needs a jit-compiled step; jax.pmap takes no compiler "
+                          "options: use trainer.parallel=mesh (the same data parallelism) or trainer.cpu_kernels=xla")
+    return library
 
 
 def has_conv(model: nnx.Module) -> bool:

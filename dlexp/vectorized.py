@@ -32,6 +32,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_targets
 from dlexp.errors import ConfigError, TrainingError
+from dlexp.kernels import compiler_options, of_trainer
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
 from dlexp.optim import log_steps, rates_at
@@ -176,12 +177,14 @@ def fit_copies(
     eval_step = task.make_eval_step(sm)
     copy_calls = make_copy_calls(train_step, train)
 
-    @functools.partial(jax.jit, static_argnames="n", donate_argnums=(0, 1))
+    options = compiler_options(of_trainer(cfg, jax.devices()[0].platform))
+
+    @functools.partial(jax.jit, static_argnames="n", donate_argnums=(0, 1), compiler_options=options)
     def train_fn(state, acc, args, keys, n):
         return jax.vmap(functools.partial(copy_calls, n=n), in_axes=(0, 0, CopiesLoader.in_axes, 0))(
             state, acc, args, keys)
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    @functools.partial(jax.jit, donate_argnums=0, compiler_options=options)
     def eval_fn(acc, params, rest, x, y, w, b):
         one = lambda a, p, r: add_sums(a, eval_step(p, r, x[b], y[b], w[b]))
         return jax.vmap(one)(acc, params, rest)

@@ -100,3 +100,41 @@ def test_the_logged_gradient_norm_is_the_norm_at_the_log_step(compose, tmp_path,
     assert sorted(logged) == [4, 8, 12]
     assert [logged[s] for s in (4, 8, 12)] == pytest.approx([every_step[s] for s in (4, 8, 12)], rel=1e-5)
     assert every_step[4] != pytest.approx(every_step[3], rel=1e-3)  # the norm changes step to step
+
+
+def test_cpu_kernels_choice_is_checked_and_reaches_xla():
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from dlexp.errors import ConfigError
+    from dlexp.kernels import compiler_options, resolve
+    from dlexp.models import CNN
+
+    assert resolve("ynn_dots", "cpu") == "ynn_dots" and resolve("ynn_dots", "gpu") == "xla"
+    with pytest.raises(ConfigError, match=r"trainer.cpu_kernels='fast'; valid: xla, ynn_dots"):
+        resolve("fast", "cpu")
+    graphdef, params = nnx.split(CNN((12, 12, 1), 3, pool="avg", rngs=nnx.Rngs(0)))
+    x = jnp.ones((8, 12, 12, 1))
+    lowered = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x)))).lower(params)
+    count = lambda setting: lowered.compile(compiler_options(setting)).as_text().count("__ynn_fusion")  # noqa: E731
+    # XLA's own choice hands the convolutions to YNNPACK as well; ynn_dots keeps only the products there.
+    assert 0 < count("ynn_dots") < count("xla")
+
+
+def test_ynn_dots_train_to_the_same_losses(compose, tmp_path):
+    runs = {}
+    for setting in ("xla", "ynn_dots"):
+        cfg = compose(["model=cnn", *TINY, "dataset=synthetic", "dataset.rows=400", f"trainer.cpu_kernels={setting}"])
+        _, summary = run(cfg, str(tmp_path / setting))
+        runs[setting] = (train_losses(tmp_path / setting), summary)
+    (lx, sx), (ly, sy) = runs["xla"], runs["ynn_dots"]
+    assert (sx["cpu_kernels"], sy["cpu_kernels"]) == ("xla", "ynn_dots")
+    assert [v for _, v in ly] == pytest.approx([v for _, v in lx], rel=1e-3)  # other summation orders only
+    assert sy["test"]["loss"] == pytest.approx(sx["test"]["loss"], rel=1e-3)
+
+
+def test_ynn_dots_under_pmap_is_a_clear_error(cli, tmp_path):
+    out = cli("model=mlp", "dataset=wine", "trainer.steps=2", "trainer.parallel=pmap", "trainer.cpu_kernels=ynn_dots",
+              f"hydra.run.dir={tmp_path / 'r'}")
+    assert out.returncode != 0 and "trainer.cpu_kernels=ynn_dots" in out.stderr and "parallel=mesh" in out.stderr
