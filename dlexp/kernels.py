@@ -5,8 +5,9 @@ YNNPACK (XNNPACK's successor) where its cost model says so. `ynn_dots` narrows t
 the matrix products, so convolutions run on XLA's own Eigen kernels again, per compiled
 program (`jax.jit(compiler_options=...)`). Which is faster depends on the shapes, so it
 is a switch, not a rule. Measured on this 2-core CPU (README, Speed): `ynn_dots` trains
-the peers' cnn (28x28, avg pool, a 3136x256 dense layer) 1.16x as fast and a cnn on
-32x32x3 images 1.10x, but the default cnn on 8x8 digits 0.85x and a ResNet 0.90x.
+the peers' cnn (28x28, avg pool, a 3136x256 dense layer) 1.18x as fast and the default
+cnn on 32x32x3 images 1.11x, but the default cnn on 8x8 digits 0.91x, on 16x16 0.84x,
+and a ResNet 0.96x.
 Handing YNNPACK the elementwise ops as well made the max-pooled cnn 0.6x as fast.
 """
 
