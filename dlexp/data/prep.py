@@ -272,7 +272,8 @@ class Prep:
             mask[rows["train"]] = True
             stats = self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending)
         self.stats.update(stats)
-        if not all(self._float32_exact(c, df.schema[c]) for c in pending):
+        schema = df.schema  # built anew by every call: once, not once per column
+        if not all(self._float32_exact(c, schema[c]) for c in pending):
             return None
         _, affine = zip(*self._inputs(df.schema, defer_scale=True))
         scale_rows(xs, *np.asarray(affine, np.float64).T)
