@@ -262,7 +262,8 @@ class Prep:
         as on the streamed path). None if a fitted column is then too large for float32
         arithmetic: the caller cuts again, that column scaled by Polars in float64."""
         pending, self._pending = self._pending, []
-        exprs, _ = zip(*self._inputs(df.schema, defer_scale=True))  # pending columns: no stats yet, unscaled
+        schema = df.schema  # a DataFrame builds its schema anew at every call
+        exprs, _ = zip(*self._inputs(schema, defer_scale=True))  # pending columns: no stats yet, unscaled
         table = df.select(exprs)
         xs, m = gather_moments(table, rows, "train")
         where = [table.columns.index(c) for c in pending]
@@ -272,10 +273,9 @@ class Prep:
             mask[rows["train"]] = True
             stats = self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending)
         self.stats.update(stats)
-        schema = df.schema  # built anew by every call: once, not once per column
         if not all(self._float32_exact(c, schema[c]) for c in pending):
             return None
-        _, affine = zip(*self._inputs(df.schema, defer_scale=True))
+        _, affine = zip(*self._inputs(schema, defer_scale=True))
         scale_rows(xs, *np.asarray(affine, np.float64).T)
         return xs
 
