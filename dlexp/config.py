@@ -23,6 +23,11 @@ from hydra.core.config_store import ConfigStore
 from dlexp.errors import ConfigError
 
 
+def enum_value(v: Any) -> Any:
+    """A structured config's enum member as its plain value (a plain value passes through)."""
+    return getattr(v, "value", v)
+
+
 class Parallel(enum.Enum):
     auto = "auto"  # mesh over every local device when that pays, else single
     single = "single"  # one device

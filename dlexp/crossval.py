@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dlexp.config import enum_value
 from dlexp.data.dataset import Dataset
 from dlexp.data.splits import kfold
 from dlexp.errors import ConfigError
@@ -57,7 +58,7 @@ def fit_folds(cfg: DictConfig, run_dir: str, data: Dataset, run_one: Callable, w
     status = "completed" if all(math.isfinite(f["objective"] or math.nan) for f in folds) else "failed"
     return {
         "status": status,
-        "objective": {"metric": cfg.objective.metric, "mode": getattr(cfg.objective.mode, "value", cfg.objective.mode),
+        "objective": {"metric": cfg.objective.metric, "mode": enum_value(cfg.objective.mode),
                       "value": objective["mean"], "std": objective["std"]},
         "cv": {"folds": k, "per_fold": folds, "val": stats["val"], "test": stats["test"]},
         "best": {"val": {m: v["mean"] for m, v in stats["val"].items()}},

@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.saved_run import SavedRun, batched, enum_value, load_run, parse_args
+from dlexp.config import enum_value
+from dlexp.saved_run import SavedRun, batched, load_run, parse_args
 
 USAGE = "python -m dlexp.evaluate RUN_DIR [split=test|val|train] [path=FILE] [checkpoint=best|last] [dataset.KEY=VALUE ...]"
 KEYS = ("split", "path", "format", "checkpoint", "batch_size")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlexp.config import enum_value
 from dlexp.errors import ConfigError
 
 CHOICES = ("xla", "ynn_dots")
@@ -32,8 +33,7 @@ def resolve(choice: str, platform: str) -> str:
 
 def of_trainer(cfg: Any, platform: str) -> str:
     """trainer.cpu_kernels (an enum member from the structured config, or a plain string) resolved."""
-    choice = getattr(cfg, "cpu_kernels", "xla")
-    return resolve(getattr(choice, "value", choice), platform)
+    return resolve(enum_value(getattr(cfg, "cpu_kernels", "xla")), platform)
 
 
 def compiler_options(setting: str) -> dict[str, Any] | None:

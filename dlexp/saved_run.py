@@ -19,13 +19,10 @@ import polars as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from dlexp.config import enum_value
 from dlexp.errors import ConfigError, DataError
 
 CHOICES = ("best", "last")  # which parameters: the best evaluation's, or the last step's
-
-
-def enum_value(v: Any) -> Any:
-    return getattr(v, "value", v)
 
 
 def parse_args(argv: list[str], keys: tuple[str, ...], usage: str) -> tuple[str, dict[str, str], list[str]]:

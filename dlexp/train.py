@@ -17,16 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import register_configs
+from dlexp.config import enum_value, register_configs
 from dlexp.errors import DlexpError
 
 log = logging.getLogger("dlexp")
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" is not news
 register_configs()
-
-
-def enum_value(v: Any) -> Any:
-    return getattr(v, "value", v)
 
 
 def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[str, Any]]:

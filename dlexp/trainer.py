@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 from flax import nnx
 
+from dlexp.config import enum_value
 from dlexp.data import Dataset
 from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
@@ -182,7 +183,7 @@ def fit(
     # ------------------------------------------------------------------ compiled steps
     pmap = layout.is_pmap
     B = plan.batch_size
-    skip_nonfinite = getattr(cfg.nan_policy, "value", cfg.nan_policy) == "skip"
+    skip_nonfinite = enum_value(cfg.nan_policy) == "skip"
     # The gradient norm is taken at the step each log reports (a pass over every gradient:
     # 5-6% of the mlp's step), at every step when the skip policy's guard needs it.
     log_step = lambda s: ((s + 1) % plan.log_every == 0) | (s + 1 == plan.total_steps)  # noqa: E731
