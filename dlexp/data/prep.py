@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 import numpy as np
 import polars as pl
@@ -49,7 +49,6 @@ class Prep:
     outliers: Optional[str] = None
     outlier_action: str = "clip"
     bounds: dict[str, list[float]] = field(default_factory=dict)  # column -> [low, high]
-    _pending: ClassVar[list[str]] = []  # moment columns fit() left to transform_rows (not saved)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: pl.LazyFrame, *, rules: dict[str, Any], threshold: Optional[float] = None,
@@ -57,7 +56,8 @@ class Prep:
         """Fits fills, outlier bounds, categories, scaling and the target on `train` only.
 
         defer_moments: leave the standard scaling of float32 inputs (`moment_columns`) to
-        `transform_rows`, which sums their moments while it cuts the arrays."""
+        `transform_rows`, which sums their moments while it cuts the arrays (a moment
+        column without stats is what it fits)."""
         if self.scale not in SCALES:
             raise DataError(f"dataset.scale={self.scale!r} is not valid; choose one of {', '.join(SCALES)}")
         if self.encode not in ENCODINGS:
@@ -72,7 +72,6 @@ class Prep:
             if self.outlier_action == "drop":
                 train = train.filter(~clean.outlier_mask(self.bounds))
         moments = self.moment_columns(schema)
-        self._pending = moments if defer_moments else []
         if moments and not defer_moments:
             self.stats.update(self.fit_moments(train, moments))  # filled, not yet clipped: see _input_expr
         if self.bounds:
@@ -80,13 +79,15 @@ class Prep:
         for c in self.categorical:
             values = train.select(pl.col(c).drop_nulls().unique()).collect().to_series().to_list()
             self.categories[c] = sorted(values, key=lambda v: (str(type(v)), v))
-        self.stats = self._fit_scale(train)
+        self.stats = self._fit_scale(train, fitted=moments)
         if self.task == "regression":
             y = train.select(pl.col(self.label).cast(pl.Float64).alias("y")).collect().to_series()
             self.target = {"mean": float(y.mean()), "std": safe_scale(y.std(ddof=0))}
         return self
 
-    def _fit_scale(self, train: pl.LazyFrame) -> dict[str, Any]:
+    def _fit_scale(self, train: pl.LazyFrame, fitted: list[str]) -> dict[str, Any]:
+        """Per-input scaling stats; `fitted` (the moment columns) are in self.stats already
+        or left to the resident cut."""
         if self.image:
             return self._fit_image_scale(train)
         cols = self.features if not self.sequence else self.sequence
@@ -99,7 +100,7 @@ class Prep:
         if self.scale == "standard" or (pixels and self.scale == "channel"):
             if pixels:
                 return _channel_stats(train, cols, self.image_shape[-1])
-            rest = [c for c in cols if c not in self.stats and c not in self._pending]  # the moment columns: above
+            rest = [c for c in cols if c not in fitted]
             x = [pl.col(c).cast(pl.Float64) for c in rest]
             a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
             return {**self.stats, **{c: {"mean": float(m or 0.0), "std": safe_scale(s)} for c, m, s in zip(rest, a, b)}}
@@ -248,20 +249,21 @@ class Prep:
         if self.image or self.sequence:
             x = self.transform_x(df)
             return {s: x[idx] for s, idx in rows.items()}
-        xs = self._cut_fitting_moments(df, rows) if self._pending else None
+        pending = [c for c in self.moment_columns(df.schema) if c not in self.stats]  # fit(defer_moments=True)
+        xs = self._cut_fitting_moments(df, rows, pending) if pending else None
         if xs is None:
             exprs, affine = zip(*self._inputs(df.schema, defer_scale=True))
             xs = gather_rows(df.select(exprs), rows, *np.asarray(affine, np.float64).T)
         shape = self.image_shape or []
         return {s: x.reshape((x.shape[0], *shape)) if shape else x for s, x in xs.items()}
 
-    def _cut_fitting_moments(self, df: pl.DataFrame, rows: dict[str, np.ndarray]) -> Optional[dict[str, np.ndarray]]:
+    def _cut_fitting_moments(self, df: pl.DataFrame, rows: dict[str, np.ndarray],
+                             pending: list[str]) -> Optional[dict[str, np.ndarray]]:
         """The cut of `transform_rows` that also fits the deferred standard scaling (fit's
         defer_moments) from the train rows as they pass (`gather_moments`), then scales in
         place. Where float32 sums cannot serve, Polars fits those columns (`fit_moments`,
         as on the streamed path). None if a fitted column is then too large for float32
         arithmetic: the caller cuts again, that column scaled by Polars in float64."""
-        pending, self._pending = self._pending, []
         schema = df.schema  # a DataFrame builds its schema anew at every call
         exprs, _ = zip(*self._inputs(schema, defer_scale=True))  # pending columns: no stats yet, unscaled
         table = df.select(exprs)
