@@ -62,15 +62,19 @@ def peer_dataset(model: str):
     sys.path.insert(0, PEERS_DIR)
     from _common import BATCH, prepared  # noqa: E402 (the peers' own generator)
 
-    from dlexp.data import Dataset
-
     x, y, _ = prepared(model, BATCH[model])
     if model == "cnn":
         x = x.reshape(-1, 28, 28, 1)
-    held = {"x": x[:512], "y": y[:512]}
-    return Dataset(x={"train": x, "val": held["x"], "test": held["x"]},
-                   y={"train": y, "val": held["y"], "test": held["y"]},
-                   task="classification", classes=list(range(10)), prep={"source": {"path": "peers/_common.prepared", "rows": len(y)}})
+    return array_dataset(x, y, held=512, source="peers/_common.prepared")
+
+
+def array_dataset(x, y, *, held: int, source: str):
+    """A 10-class Dataset of in-memory arrays for speed runs: every row trains, the first
+    `held` rows are also val and test."""
+    from dlexp.data import Dataset
+
+    return Dataset(x={"train": x, "val": x[:held], "test": x[:held]}, y={"train": y, "val": y[:held], "test": y[:held]},
+                   task="classification", classes=list(range(10)), prep={"source": {"path": source, "rows": len(y)}})
 
 
 def child(model: str, variant: str, seconds: float) -> dict:

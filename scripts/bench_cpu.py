@@ -27,14 +27,12 @@ import numpy as np  # noqa: E402
 
 def images(shape: str, rows: int = 4096):
     """A classification Dataset of random images, H x W x C (rows, not learnable: speed only)."""
-    from dlexp.data import Dataset
+    from bench import array_dataset  # scripts/bench.py, beside this file
 
     h, w, c = map(int, shape.split("x"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(rows, h, w, c)).astype(np.float32)
-    y = rng.integers(0, 10, rows).astype(np.int32)
-    return Dataset(x={"train": x, "val": x[:256], "test": x[:256]}, y={"train": y, "val": y[:256], "test": y[:256]},
-                   task="classification", classes=list(range(10)), prep={"source": {"path": "random", "rows": rows}})
+    return array_dataset(x, rng.integers(0, 10, rows).astype(np.int32), held=256, source="random")
 
 
 def steady_rate(overrides: list[str], data) -> float:
