@@ -177,7 +177,8 @@ def fit_copies(
     eval_step = task.make_eval_step(sm)
     copy_calls = make_copy_calls(train_step, train)
 
-    options = compiler_options(of_trainer(cfg, jax.devices()[0].platform))
+    kernels = of_trainer(cfg, per_copy.mesh.devices.flat[0].platform)
+    options = compiler_options(kernels)
 
     @functools.partial(jax.jit, static_argnames="n", donate_argnums=(0, 1), compiler_options=options)
     def train_fn(state, acc, args, keys, n):
@@ -297,6 +298,7 @@ def fit_copies(
         "batch_size": plan.batch_size,
         "num_params": count_params(sm.params),
         "devices": per_copy.mesh.devices.size,
+        "cpu_kernels": kernels,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
         "train_time_s": round(train_s, 3),
         "samples_per_s": round(S * step * plan.batch_size / max(train_s - (first_step_s or 0.0), 1e-9), 1),
