@@ -95,16 +95,49 @@ def child(model: str, variant: str, seconds: float) -> dict:
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     data = peer_dataset(model)
+    sampler = CpuSampler(cpu_snapshot)
     with tempfile.TemporaryDirectory() as tmp:
         c0 = cpu_snapshot()
         _, summary = run(cfg, os.path.join(tmp, "run"), data=data)
         c1 = cpu_snapshot()
-    # Steady state, like the peers' timed windows: the median log window (dlexp/trainer.py).
+    sampler.stop()
+    # Steady state, like the peers' timed windows: the median log window (dlexp/trainer.py),
+    # and the median core use over half-second intervals (compiling and evaluating are few).
     steady = summary.get("steady_samples_per_s") or summary["samples_per_s"]
+    whole = {f"{k}_whole_run": v for k, v in cpu_usage(c0, c1).items()}
     return {"runner": f"dlexp_{variant}", "model": model, "samples_per_s": steady,
             "samples_per_s_whole_run": summary["samples_per_s"],
             "first_step_s": summary["time_to_first_step_s"], "devices": summary["devices"],
-            "final_loss": round(summary["final"]["train"]["loss"], 4), **cpu_usage(c0, c1)}
+            "final_loss": round(summary["final"]["train"]["loss"], 4), **sampler.median(cpu_usage), **whole}
+
+
+class CpuSampler:
+    """CPU snapshots every `every` seconds from a background thread, so that dlexp's core use
+    can be read over its steady training, as the peers report theirs over their timed windows
+    (a snapshot of the whole run counts the single-threaded compiles too)."""
+
+    def __init__(self, snapshot, every: float = 0.5):
+        import threading
+
+        self.snapshots, self._done = [snapshot()], threading.Event()
+
+        def sample():
+            while not self._done.wait(every):
+                self.snapshots.append(snapshot())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def median(self, usage) -> dict:
+        """The median over the intervals of each number `usage(a, b)` gives."""
+        import statistics
+
+        parts = [usage(a, b) for a, b in zip(self.snapshots, self.snapshots[1:])]
+        return {k: round(statistics.median(p[k] for p in parts), 2) for k in parts[0]} if parts else {}
 
 
 # ------------------------------------------------------------------------------ parent
