@@ -40,17 +40,22 @@ def make_file(path: str, rows: int, cols: int, seed: int = 0) -> None:
     df.with_columns(label=pl.Series((x[:, 0] > 0).astype(np.int32))).write_parquet(path, row_group_size=65536)
 
 
-def interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Fastest time of each function, run in turns (A B A B ...) so that a slow spell of
-    this shared machine, or memory a previous call left behind, falls on both alike."""
-    times = {k: [] for k in fns}
+def interleaved(items: dict, repeats: int, timed=None) -> dict[str, float]:
+    """Fastest time of each item, run in turns (A B A B ...) so that a slow spell of this
+    shared machine, or memory a previous call left behind, falls on both alike.
+    `timed(item)`: the seconds one run of an item takes (default: the item is a function,
+    called and timed here)."""
+    times = {k: [] for k in items}
     for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            out = fn()
-            times[k].append(time.perf_counter() - t)
-            del out
+        for k, item in items.items():
+            times[k].append((timed or _wall_time)(item))
     return {k: min(v) for k, v in times.items()}
+
+
+def _wall_time(fn) -> float:
+    t = time.perf_counter()
+    fn()  # the result is dropped before the next call
+    return time.perf_counter() - t
 
 
 def load_raw(path: str, cache: str):
@@ -70,13 +75,8 @@ def bench_load(path: str, cache: str, repeats: int) -> dict:
     """Both loads in turns in this process (fastest of each), then each in a fresh process of
     its own, as a run loads its data: once, into memory its process has not touched yet."""
     best = interleaved({k: (lambda fn=fn: fn(path, cache)) for k, fn in LOADS.items()}, repeats)
-    fresh = {k: [] for k in LOADS}
-    for _ in range(repeats):
-        for k in LOADS:
-            fresh[k].append(_load_in_fresh_process(k, path, cache))
-    out = _ratio(best)
-    out["fresh_process"] = _ratio({k: min(v) for k, v in fresh.items()})
-    return out
+    fresh = interleaved({k: k for k in LOADS}, repeats, timed=lambda k: _load_in_fresh_process(k, path, cache))
+    return {**_ratio(best), "fresh_process": _ratio(fresh)}
 
 
 def _ratio(best: dict[str, float]) -> dict:
