@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,16 +96,14 @@ def child(model: str, variant: str, seconds: float) -> dict:
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     data = peer_dataset(model)
-    sampler = CpuSampler(cpu_snapshot)
     with tempfile.TemporaryDirectory() as tmp:
-        c0 = cpu_snapshot()
+        sampler = CpuSampler(cpu_snapshot)
         _, summary = run(cfg, os.path.join(tmp, "run"), data=data)
-        c1 = cpu_snapshot()
-    sampler.stop()
+        sampler.stop()
     # Steady state, like the peers' timed windows: the median log window (dlexp/trainer.py),
     # and the median core use over half-second intervals (compiling and evaluating are few).
     steady = summary.get("steady_samples_per_s") or summary["samples_per_s"]
-    whole = {f"{k}_whole_run": v for k, v in cpu_usage(c0, c1).items()}
+    whole = {f"{k}_whole_run": v for k, v in cpu_usage(sampler.snapshots[0], sampler.snapshots[-1]).items()}
     return {"runner": f"dlexp_{variant}", "model": model, "samples_per_s": steady,
             "samples_per_s_whole_run": summary["samples_per_s"],
             "first_step_s": summary["time_to_first_step_s"], "devices": summary["devices"],
@@ -117,9 +116,7 @@ class CpuSampler:
     (a snapshot of the whole run counts the single-threaded compiles too)."""
 
     def __init__(self, snapshot, every: float = 0.5):
-        import threading
-
-        self.snapshots, self._done = [snapshot()], threading.Event()
+        self.snapshot, self.snapshots, self._done = snapshot, [snapshot()], threading.Event()
 
         def sample():
             while not self._done.wait(every):
@@ -129,13 +126,13 @@ class CpuSampler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops sampling; the last snapshot is taken now, so first to last spans the whole run."""
         self._done.set()
         self._thread.join()
+        self.snapshots.append(self.snapshot())
 
     def median(self, usage) -> dict:
         """The median over the intervals of each number `usage(a, b)` gives."""
-        import statistics
-
         parts = [usage(a, b) for a, b in zip(self.snapshots, self.snapshots[1:])]
         return {k: round(statistics.median(p[k] for p in parts), 2) for k in parts[0]} if parts else {}
 
