@@ -115,7 +115,8 @@ def bench_train(path: str, cache: str, steps: int) -> dict:
                 "trainer.batch_size=256", "trainer.steps_per_call=8", "trainer.log_every=1000000",
                 "trainer.eval_every=1000000", "trainer.progress=false", "logger=none", "trainer.checkpoint.enabled=false",
                 f"paths.cache={cache}"])
-        _, summary = run(cfg, tempfile.mkdtemp(prefix=f"bench_stream_{mode}_"))
+        with tempfile.TemporaryDirectory(prefix=f"bench_stream_{mode}_") as run_dir:
+            _, summary = run(cfg, run_dir)
         out["streamed" if mode == "true" else "resident"] = summary["samples_per_s"]
     out["ratio"] = round(out["streamed"] / out["resident"], 3)
     return out
@@ -168,19 +169,7 @@ def bench_memory_growth(path: str, rows: int, cols: int, cache: str, buffer_mb: 
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=1_000_000)
-    p.add_argument("--cols", type=int, default=100)
-    p.add_argument("--steps", type=int, default=400, help="train steps per throughput run")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--buffer-mb", type=float, default=64.0)
-    p.add_argument("--quick", action="store_true", help="1 repeat, 100 steps")
-    p.add_argument("--only", choices=("load", "train", "memory"), help="run one of the three benchmarks")
-    args = p.parse_args()
-    if args.quick:
-        args.repeats, args.steps = 1, 100
-    work = tempfile.mkdtemp(prefix="bench_data_")
+def run_benchmarks(args, work: str) -> dict:
     path, cache = os.path.join(work, "bench.parquet"), os.path.join(work, "cache")
     make_file(path, args.rows, args.cols)
     print(f"file: {args.rows:,} x {args.cols} float32 + label, {os.path.getsize(path) / 2**20:.0f} MiB Parquet")
@@ -194,6 +183,23 @@ def main() -> None:
     if args.only in (None, "memory"):
         results["memory"] = bench_memory_growth(path, args.rows, args.cols, cache, args.buffer_mb)
         print(f"streaming memory: {results['memory']}", flush=True)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--cols", type=int, default=100)
+    p.add_argument("--steps", type=int, default=400, help="train steps per throughput run")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--buffer-mb", type=float, default=64.0)
+    p.add_argument("--quick", action="store_true", help="1 repeat, 100 steps")
+    p.add_argument("--only", choices=("load", "train", "memory"), help="run one of the three benchmarks")
+    args = p.parse_args()
+    if args.quick:
+        args.repeats, args.steps = 1, 100
+    with tempfile.TemporaryDirectory(prefix="bench_data_") as work:  # the 350 MB file goes with it
+        results = run_benchmarks(args, work)
     print(json.dumps(results))
 
 
