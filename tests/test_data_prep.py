@@ -295,3 +295,78 @@ def test_a_column_too_large_for_float32_scaling_is_cut_again_and_scaled_in_float
     want = polars_fit.transform_rows(df, rows)
     for s in rows:
         np.testing.assert_array_equal(got[s], want[s])
+
+
+def _float32_frame(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame({
+        "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),  # a mean float32 cannot hold
+        "b": rng.normal(size=n).astype(np.float32),
+        "i": rng.integers(-100, 100, size=n).astype(np.int16),
+        "w": rng.uniform(0.5, 2.0, size=n),
+        "r": rng.normal(size=n),  # a regression target
+        "label": rng.integers(0, 3, size=n),
+    })
+
+
+def _spy_pieces(monkeypatch) -> list:
+    """The type of each table `dlexp.data.gather` cuts (a LazyFrame: read as it is cut)."""
+    import dlexp.data.gather as gather
+
+    seen, pieces = [], gather._pieces
+    monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # many batches
+    monkeypatch.setattr(gather, "_pieces", lambda t, whole: seen.append(type(t)) or pieces(t, whole))
+    return seen
+
+
+@pytest.mark.parametrize("label, split", [("label", "stratified"), ("r", "random")])
+def test_one_pass_read_and_cut_equals_the_whole_table_path(tmp_path, monkeypatch, label, split):
+    """float32-exact features under the default preparation are cut from the batches Polars
+    reads (the table never whole in memory): the same arrays bit for bit, the same fit,
+    labels and weights, as collecting the table first; and the same for a resplit."""
+    import dlexp.data.table as table_module
+
+    path = write(tmp_path, _float32_frame().drop("r" if label == "label" else "label"))
+    seen = _spy_pieces(monkeypatch)
+    kw = dict(path=path, label=label, weight="w", split=split, seed=3)
+    one_pass = table(**kw)
+    assert seen == [pl.LazyFrame]
+    monkeypatch.setattr(table_module, "_in_one_pass", lambda *a: False)
+    whole = table(**kw)
+    assert seen[1:] == [pl.DataFrame]
+    assert one_pass.prep == whole.prep and one_pass.task == whole.task
+    for s in ("train", "val", "test"):
+        np.testing.assert_array_equal(one_pass.x[s], whole.x[s])
+        np.testing.assert_array_equal(one_pass.y[s], whole.y[s])
+        np.testing.assert_array_equal(one_pass.weights[s], whole.weights[s])
+    half = {**whole.rows, "train": whole.rows["train"][::2]}
+    np.testing.assert_array_equal(one_pass.resplit(half).x["train"], whole.resplit(half).x["train"])
+
+
+@pytest.mark.parametrize("row", [0, 500, 999])
+@pytest.mark.parametrize("bad, message", [
+    (("b", float("nan")), r"hold nulls: b \(1\)"),
+    (("i", None), r"hold nulls: i \(1\)"),
+    (("a", float("inf")), r"hold inf values: a \(1\)"),
+])
+def test_one_pass_read_with_a_bad_value_in_any_split_gets_the_whole_table_checks(tmp_path, monkeypatch, bad, message, row):
+    """The one-pass cut has no checks before it: a value it sums as not finite, in whichever
+    split its row falls, sends the table through the usual checks, with their message."""
+    col, value = bad
+    df = _float32_frame().drop("r").with_row_index("k")
+    df = df.with_columns(pl.when(pl.col("k") == row).then(value).otherwise(pl.col(col)).alias(col)).drop("k")
+    seen = _spy_pieces(monkeypatch)
+    with pytest.raises(DataError, match=message):
+        table(path=write(tmp_path, df), label="label", weight="w", split="random")
+    assert seen == [pl.LazyFrame]  # tried in one pass, then checked whole (the checks raise before any cut)
+
+
+def test_one_pass_sums_too_large_for_float32_fall_back_to_float64_moments(tmp_path, monkeypatch):
+    """Finite values whose float32 squares overflow: not an error, the whole-table path
+    fits them in float64, as it does when no one-pass read is tried."""
+    df = _float32_frame().drop("r").with_columns((pl.col("b") * 1e25).cast(pl.Float32))
+    seen = _spy_pieces(monkeypatch)
+    d = table(path=write(tmp_path, df), label="label", weight="w", split="random")
+    assert seen == [pl.LazyFrame, pl.DataFrame]
+    x = d.x["train"][:, 1].astype(np.float64)
+    assert np.isfinite(d.x["train"]).all() and abs(x.mean()) < 1e-3 and abs(x.std() - 1) < 1e-3

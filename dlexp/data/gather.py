@@ -11,14 +11,19 @@ When the scaling is still to be fitted (standardizing float32 inputs), the cut s
 train rows' moments instead while each block is in cache (`gather_moments`), and the
 arrays are scaled in place afterwards (`scale_rows`): one pass less over the train rows
 than a separate fit.
+
+A lazy table (a Parquet scan) is cut from the batches Polars yields as it reads, so the
+read and the cut share the cores and the table is never whole in memory: one table of
+memory less, and memory that is reused instead of touched for the first time.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator, Union
 
 import numpy as np
 import polars as pl
@@ -26,14 +31,23 @@ import polars as pl
 SLICE_ROWS = 8192  # 8192 rows x 100 float32 inputs = 3 MiB: a slice and its blocks stay in cache
 
 
-def gather_rows(table: pl.DataFrame, rows: dict[str, np.ndarray], shift_hi, shift_lo, size) -> dict[str, np.ndarray]:
+Table = Union[pl.DataFrame, pl.LazyFrame]
+
+
+class NotFinite(Exception):
+    """A lazy table, cut without checks, held a value that is not finite (a null, NaN or
+    inf) or too large for float32 sums: its reader checks and cleans it whole instead."""
+
+
+def gather_rows(table: Table, rows: dict[str, np.ndarray], shift_hi, shift_lo, size) -> dict[str, np.ndarray]:
     """{split: ((x[idx] - shift_hi) - shift_lo) / size} as float32 [len(idx), width], where
     x is `table` (float32 columns) row-major.
 
     The same float32 operations, in the same order, as Polars runs the expressions of
     `dlexp.data.prep._scaled` (which divides by a constant as a multiply by its float32
     reciprocal), so a resident split equals a streamed one bit for bit. An input prepared
-    to the end has shift 0 and size 1 (exact no-ops).
+    to the end has shift 0 and size 1 (exact no-ops). A lazy `table` is read batch by
+    batch as it is cut.
     """
     scale = _scaler(shift_hi, shift_lo, size)
     out, _ = _cut(table, rows, lambda split, block: scale(block))
@@ -43,34 +57,41 @@ def gather_rows(table: pl.DataFrame, rows: dict[str, np.ndarray], shift_hi, shif
 @dataclass(frozen=True)
 class Moments:
     """Per column float64 sums of d = x - shift and d * d (d and d * d in float32), over
-    `count` rows; `shift` is the first of those rows (see `dlexp.data.prep.standard_stats`)."""
+    `count` rows; `shift` is the first of those rows (see `dlexp.data.prep.standard_stats`).
+    all_finite: every value cut, of every split, was finite (no null, NaN or inf)."""
 
     count: int
     shift: np.ndarray
     sum: np.ndarray
     sum_sq: np.ndarray
+    all_finite: bool = True
 
 
-def gather_moments(table: pl.DataFrame, rows: dict[str, np.ndarray], split: str) -> tuple[dict[str, np.ndarray], Moments]:
+def gather_moments(table: Table, rows: dict[str, np.ndarray], split: str) -> tuple[dict[str, np.ndarray], Moments]:
     """The unscaled cut of `gather_rows`, plus the `Moments` of the rows of `split`,
     summed block by block while each block is in cache (partial sums added in slice order,
     so the result does not depend on the threads)."""
     idx = rows[split]
-    first = int(idx.min()) if len(idx) else 0
-    shift = table.slice(first, 1).to_numpy().astype(np.float32).reshape(-1)
+    first = int(idx.min()) if len(idx) else -1
+    shift = [np.zeros(_width(table), np.float32)] if first < 0 else []
+
+    def look(r0: int, piece: pl.DataFrame) -> None:  # in order, before any block of `split` is visited
+        if not shift and r0 <= first < r0 + piece.height:
+            shift.append(piece.slice(first - r0, 1).to_numpy().astype(np.float32).reshape(-1))
 
     def visit(name: str, block: np.ndarray):
-        if name != split:
-            return None
         with np.errstate(over="ignore", invalid="ignore"):  # not finite: prep falls back to float64 moments
-            d = block - shift
+            if name != split:
+                return bool(np.isfinite(np.add.reduce(block, axis=0)).all())
+            d = block - shift[0]
             return np.add.reduce(d, axis=0, dtype=np.float64), np.add.reduce(d * d, axis=0, dtype=np.float64)
 
-    out, parts = _cut(table, rows, visit)
-    zero = np.zeros(table.width)
-    sums = [p for p in parts if p is not None]
+    out, parts = _cut(table, rows, visit, look)
+    zero = np.zeros(len(shift[0]))
+    sums = [p for p in parts if isinstance(p, tuple)]
     total = sum((p[0] for p in sums), zero), sum((p[1] for p in sums), zero)
-    return out, Moments(len(idx), shift, *total)
+    finite = all(p for p in parts if not isinstance(p, tuple)) and all(np.isfinite(t).all() for t in total)
+    return out, Moments(len(idx), shift[0], *total, all_finite=finite)
 
 
 def scale_rows(arrays: dict[str, np.ndarray], shift_hi, shift_lo, size) -> None:
@@ -97,35 +118,64 @@ def _scaler(shift_hi, shift_lo, size) -> Callable[[np.ndarray], None]:
     return scale
 
 
-def _cut(table: pl.DataFrame, rows: dict[str, np.ndarray], visit: Callable) -> tuple[dict[str, np.ndarray], list]:
-    """{split: table row-major at idx}, cut slice by slice; `visit(split, block)` sees each
-    gathered block while it is in cache. Returns the arrays and what the visits returned."""
-    out = {s: np.empty((len(idx), table.width), np.float32) for s, idx in rows.items()}
-    if not all(increasing(idx) for idx in rows.values()):  # a row may come from any slice: one slice
-        starts, step = [0], max(table.height, 1)
-    else:
-        starts, step = range(0, table.height, SLICE_ROWS), SLICE_ROWS
+def _cut(table: Table, rows: dict[str, np.ndarray], visit: Callable, look: Callable = lambda r0, piece: None):
+    """({split: table row-major at idx}, what the visits returned), cut piece by piece:
+    `look(r0, piece)` sees each piece in order before it is cut, `visit(split, block)` each
+    gathered block while it is in cache."""
+    out = {s: np.empty((len(idx), _width(table)), np.float32) for s, idx in rows.items()}
+    whole = not all(increasing(idx) for idx in rows.values())  # a row may come from anywhere: one piece
 
-    def piece(r0: int) -> list:
-        x = table.slice(r0, step).to_numpy(order="c")
+    def cut(item: tuple[int, pl.DataFrame]) -> list:
+        r0, piece = item
+        x = piece.to_numpy(order="c")
         seen = []
         for split, idx in rows.items():
-            a, b = np.searchsorted(idx, [r0, r0 + step]) if step != table.height else (0, len(idx))
+            a, b = (0, len(idx)) if whole else np.searchsorted(idx, [r0, r0 + len(x)])
             if a < b:
                 o = out[split][a:b]
                 np.take(x, idx[a:b] - r0, axis=0, out=o)
                 seen.append(visit(split, o))
         return seen
 
-    parts = [p for seen in _each(piece, starts) for p in seen]
-    return out, parts
+    def looked():
+        for r0, piece in _pieces(table, whole):
+            look(r0, piece)
+            yield r0, piece
+
+    return out, [p for seen in _each(cut, looked()) for p in seen]
 
 
-def _each(fn: Callable, items) -> list:
-    """fn over items, one thread per core (numpy and Polars release the GIL), results in order."""
-    items = list(items)
-    workers = min(len(os.sched_getaffinity(0)), len(items))
+def _pieces(table: Table, whole: bool) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(first row, rows) of `table`, SLICE_ROWS at a time: slices of a DataFrame, or the
+    batches of a lazy query as Polars reads them, so the table is never whole in memory."""
+    if whole:
+        yield 0, table.collect() if isinstance(table, pl.LazyFrame) else table
+    elif isinstance(table, pl.LazyFrame):
+        r0 = 0
+        for batch in table.collect_batches(chunk_size=SLICE_ROWS):
+            yield r0, batch
+            r0 += batch.height
+    else:
+        for r0 in range(0, table.height, SLICE_ROWS):
+            yield r0, table.slice(r0, SLICE_ROWS)
+
+
+def _width(table: Table) -> int:
+    return len(table.collect_schema())
+
+
+def _each(fn: Callable, items: Iterable) -> list:
+    """fn over items, one thread per core (numpy and Polars release the GIL), results in
+    order. Two items per thread at most are taken ahead, so items that a reader yields
+    (`_pieces` of a lazy table) are read while the ones before are worked on."""
+    workers = len(os.sched_getaffinity(0))
     if workers <= 1:
         return [fn(i) for i in items]
+    done, ahead = [], deque()
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items))
+        for item in items:
+            ahead.append(pool.submit(fn, item))
+            if len(ahead) >= 2 * workers:
+                done.append(ahead.popleft().result())
+        done.extend(f.result() for f in ahead)
+    return done

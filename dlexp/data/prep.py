@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.data import clean
-from dlexp.data.gather import Moments, gather_moments, gather_rows, scale_rows
+from dlexp.data.gather import Moments, NotFinite, gather_moments, gather_rows, scale_rows
 from dlexp.errors import DataError
 
 SCALES = ("standard", "minmax", "none", "unit", "channel")  # unit / channel: images
@@ -240,35 +240,41 @@ class Prep:
         x = df.select(self.features_expr(df.schema)).to_numpy()
         return x.reshape((x.shape[0], *self.image_shape)) if self.image_shape else x
 
-    def transform_rows(self, df: pl.DataFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def transform_rows(self, df: pl.DataFrame | pl.LazyFrame, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """{split: float32 [len(idx), *input_shape]}: the rows `idx` of `df`, prepared.
 
         Tabular inputs are gathered from their columns and scaled block by block in one
-        pass (`dlexp.data.gather`), equal bit for bit to `transform_x` on those rows.
+        pass (`dlexp.data.gather`), equal bit for bit to `transform_x` on those rows. A
+        lazy `df` (a scan not yet checked: see `dlexp.data.table`) is read as it is cut, and
+        raises `NotFinite` if it holds a null, NaN or inf.
         """
         if self.image or self.sequence:
             x = self.transform_x(df)
             return {s: x[idx] for s, idx in rows.items()}
-        pending = [c for c in self.moment_columns(df.schema) if c not in self.stats]  # fit(defer_moments=True)
+        schema = df.collect_schema()
+        pending = [c for c in self.moment_columns(schema) if c not in self.stats]  # fit(defer_moments=True)
         xs = self._cut_fitting_moments(df, rows, pending) if pending else None
         if xs is None:
-            exprs, affine = zip(*self._inputs(df.schema, defer_scale=True))
+            exprs, affine = zip(*self._inputs(schema, defer_scale=True))
             xs = gather_rows(df.select(exprs), rows, *np.asarray(affine, np.float64).T)
         shape = self.image_shape or []
         return {s: x.reshape((x.shape[0], *shape)) if shape else x for s, x in xs.items()}
 
-    def _cut_fitting_moments(self, df: pl.DataFrame, rows: dict[str, np.ndarray],
+    def _cut_fitting_moments(self, df: pl.DataFrame | pl.LazyFrame, rows: dict[str, np.ndarray],
                              pending: list[str]) -> Optional[dict[str, np.ndarray]]:
         """The cut of `transform_rows` that also fits the deferred standard scaling (fit's
         defer_moments) from the train rows as they pass (`gather_moments`), then scales in
         place. Where float32 sums cannot serve, Polars fits those columns (`fit_moments`,
         as on the streamed path). None if a fitted column is then too large for float32
         arithmetic: the caller cuts again, that column scaled by Polars in float64."""
-        schema = df.schema  # a DataFrame builds its schema anew at every call
+        schema = df.collect_schema()  # a DataFrame builds its schema anew at every call
         exprs, _ = zip(*self._inputs(schema, defer_scale=True))  # pending columns: no stats yet, unscaled
         table = df.select(exprs)
+        names = table.collect_schema().names()
         xs, m = gather_moments(table, rows, "train")
-        where = [table.columns.index(c) for c in pending]
+        if isinstance(df, pl.LazyFrame) and not m.all_finite:
+            raise NotFinite(f"features of {len(pending)} columns")
+        where = [names.index(c) for c in pending]
         stats = self._moment_stats(None, pending, Moments(m.count, m.shift[where], m.sum[where], m.sum_sq[where]))
         if stats is None:
             mask = np.zeros(df.height, bool)

@@ -19,8 +19,8 @@ from dlexp.data import clean, report, splits
 from dlexp.data.checks import check_values
 from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
-from dlexp.data.gather import increasing
-from dlexp.data.prep import Prep
+from dlexp.data.gather import NotFinite, increasing
+from dlexp.data.prep import FLOAT32_EXACT, Prep
 from dlexp.data.sources import collect, scan
 from dlexp.errors import DataError
 
@@ -88,12 +88,19 @@ def table(
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
+    key_cols = list(dict.fromkeys([label, *extra, *([cols.weight] if cols.weight else [])]))
+    floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
 
     # ------------------------------------------------------------------ rows
-    frame = lf if streaming else collect(lf, path)  # read once
-    floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
-    frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
-    n_read = _height(frame)
+    if not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale):
+        frame = lf  # read as it is cut; its values checked there (gather.NotFinite: checked whole below)
+        keys = check_values(collect(lf.select(key_cols), path), label=label, floats=[c for c in floats if c in key_cols],
+                            rules=rules, path=path)
+    else:
+        frame = lf if streaming else collect(lf, path)  # read once
+        frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
+        keys = None
+    n_read = _height(keys if keys is not None else frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")
     dropped = {}
@@ -109,7 +116,8 @@ def table(
         frame = frame.with_row_index("__row")
 
     # ------------------------------------------------------------------ split
-    keys = _collect_columns(frame, [label] + list(extra), path)
+    if keys is None:
+        keys = _collect_columns(frame, key_cols, path)
     y_all = keys.get_column(label)
     task = _infer_task(task, y_all)
     classes = sorted(y_all.unique().to_list()) if task == "classification" else None
@@ -138,23 +146,29 @@ def table(
 
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
         prep = Prep.from_dict(template.to_dict())
-        data = _prepare(frame, len(keys), rows, row_labels, prep, rules, outlier_threshold, source, path, streaming,
+        data = _prepare(frame, keys, rows, row_labels, prep, rules, outlier_threshold, source, path, streaming,
                         cache_dir)
         data.rows, data.row_labels = rows, row_labels
         data.resplit = None if streaming else prepare
         return data
 
-    return prepare(idx)
+    try:
+        return prepare(idx)
+    except NotFinite:  # a null, NaN or inf among the features (or float32 sums too large): the whole table's checks
+        frame = check_values(collect(lf, path), label=label, floats=floats, rules=rules, path=path)
+        return prepare(idx)
 
 
-def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, source, path, streaming: bool,
+def _prepare(frame, keys: pl.DataFrame, rows, row_labels, prep: Prep, rules, threshold, source, path, streaming: bool,
              cache_dir) -> Dataset:
     """Fits `prep` on the train rows of `frame` and prepares every split.
 
     Resident: the arrays are cut by row index and prepared as they are cut
     (`Prep.transform_rows`). Streamed: the train split is written prepared to disk, val / test are
-    read and transformed one by one. `n`: the rows of `frame`.
+    read and transformed one by one. `keys`: the label, weight, split and time columns of
+    every row of `frame`.
     """
+    n = len(keys)
     rows = {s: rows[s] for s in SPLITS}
     if len(rows["train"]) == 0:
         raise DataError(f"the train split of {path} is empty ({source['rows']} rows; sizes "
@@ -172,7 +186,7 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
         keep = rows["train"]
         if drop_outliers:
             keep = keep[~_outlier_rows(frame, prep)[keep]]
-        xs, ys, ws = _resident_arrays(frame, {**rows, "train": keep}, prep, row_labels)
+        xs, ys, ws = _resident_arrays(frame, keys, {**rows, "train": keep}, prep, row_labels)
         train_stream = None
     info = prep.to_dict()
     info["source"] = {**source, "sizes": {s: int(len(ys[s])) for s in SPLITS}, "streamed": streaming}
@@ -185,12 +199,12 @@ def _prepare(frame, n: int, rows, row_labels, prep: Prep, rules, threshold, sour
     )
 
 
-def _resident_arrays(frame: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep, row_labels):
+def _resident_arrays(frame, keys: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep, row_labels):
     """x, y, weights per split, cut by row index (x row-major, scaled as it is cut).
     row_labels: every row's class id, already computed for the split (None: regression)."""
     xs = prep.transform_rows(frame, rows)
-    y = row_labels.astype(np.int32) if row_labels is not None else prep.transform_label(frame.get_column(prep.label))
-    w = prep.transform_weight(frame)
+    y = row_labels.astype(np.int32) if row_labels is not None else prep.transform_label(keys.get_column(prep.label))
+    w = prep.transform_weight(keys)
     ys = {s: y[idx] for s, idx in rows.items()}
     ws = {s: (w[idx] if w is not None else None) for s, idx in rows.items()}
     return xs, ys, ws
@@ -258,6 +272,15 @@ def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_residen
     n = lf.select(pl.len()).collect(engine="streaming").item()
     width = len(cols.numeric) + len(cols.categorical)
     return n * width * 4 * 0.7 > max_resident_mb * 2**20  # ~70% of the rows are train
+
+
+def _in_one_pass(schema: pl.Schema, cols, rules: dict, dedupe: bool, outliers, scale: str) -> bool:
+    """Whether the resident arrays can be cut from the file as Polars reads it, with nothing
+    fitted before but the standard scaling the cut itself sums (`Prep.moment_columns`):
+    float32-exact numeric features, no fills, drops, outliers, dedupe or encodings."""
+    plain = not (dedupe or outliers or cols.categorical or cols.image or cols.sequence)
+    return (plain and scale == "standard" and all(r == "error" for r in rules.values())
+            and all(schema[c] in FLOAT32_EXACT for c in cols.numeric))
 
 
 def _height(frame) -> int:
