@@ -6,7 +6,8 @@
 
 1. load + prepare (dlexp.data.table: checks, split, train-fitted scaling, float32
    arrays) against plain `pl.read_parquet(path).to_numpy()`: ratio of speeds (target >= 0.8),
-   in turns in one process and once more with every load in a fresh process;
+   in turns in one process and once more with every load in a fresh process (with its
+   peak resident memory);
 2. training throughput (samples/s of the real loop, an MLP) with the train split
    streamed from Parquet against the same split resident on device (target >= 0.9);
 3. peak resident memory of a process that prepares and streams one epoch of a file far
@@ -75,8 +76,9 @@ def bench_load(path: str, cache: str, repeats: int) -> dict:
     """Both loads in turns in this process (fastest of each), then each in a fresh process of
     its own, as a run loads its data: once, into memory its process has not touched yet."""
     best = interleaved({k: (lambda fn=fn: fn(path, cache)) for k, fn in LOADS.items()}, repeats)
-    fresh = interleaved({k: k for k in LOADS}, repeats, timed=lambda k: _load_in_fresh_process(k, path, cache))
-    return {**_ratio(best), "fresh_process": _ratio(fresh)}
+    peaks = {}
+    fresh = interleaved({k: k for k in LOADS}, repeats, timed=lambda k: _load_in_fresh_process(k, path, cache, peaks))
+    return {**_ratio(best), "fresh_process": {**_ratio(fresh), "peak_rss_mb": peaks}}
 
 
 def _ratio(best: dict[str, float]) -> dict:
@@ -84,8 +86,9 @@ def _ratio(best: dict[str, float]) -> dict:
             "speed_ratio": round(best["raw"] / best["dlexp"], 3)}
 
 
-def _load_in_fresh_process(name: str, path: str, cache: str) -> float:
-    """Seconds LOADS[name] takes in a new Python process (its imports done before the clock starts)."""
+def _load_in_fresh_process(name: str, path: str, cache: str, peaks: dict) -> float:
+    """Seconds LOADS[name] takes in a new Python process (its imports done before the clock
+    starts); the process's peak RSS goes into peaks[name] (the lowest seen)."""
     code = f"""
 import sys, time
 sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "scripts")!r}]
@@ -93,10 +96,14 @@ import dlexp.data.table
 from bench_data import LOADS
 t = time.perf_counter()
 out = LOADS[{name!r}]({path!r}, {cache!r})
-print(time.perf_counter() - t)
+seconds = time.perf_counter() - t
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+print(seconds, peak)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(proc.stdout.split()[-1])
+    seconds, peak = map(float, proc.stdout.split()[-2:])
+    peaks[name] = round(min(peak, peaks.get(name, peak)), 1)
+    return seconds
 
 
 def bench_train(path: str, cache: str, steps: int) -> dict:
