@@ -5,7 +5,9 @@ once and read back through this path), so a user's file gets the same checks,
 cleaning, splits and preparation as the examples. The steps, in order: resolve the
 feature spec (columns.py), check nulls and infs (checks.py), drop duplicate / null
 rows, split (splits.py), fit the preparation on the train rows (prep.py), transform
-every row once and cut the arrays by split, report (report.py).
+every row once and cut the arrays by split, report (report.py). Float32 features under
+the default preparation skip collecting the table: the cut reads the file batch by batch
+and the features' checks ride on the sums it computes (`_in_one_pass`, gather.NotFinite).
 """
 
 from __future__ import annotations
