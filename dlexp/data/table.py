@@ -22,7 +22,7 @@ from dlexp.data.checks import check_values
 from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.gather import NotFinite, increasing
-from dlexp.data.prep import FLOAT32_EXACT, Prep
+from dlexp.data.prep import Prep
 from dlexp.data.sources import collect, scan
 from dlexp.errors import DataError
 
@@ -98,11 +98,11 @@ def table(
         frame = lf  # read as it is cut; its values checked there (gather.NotFinite: checked whole below)
         keys = check_values(collect(lf.select(key_cols), path), label=label, floats=[c for c in floats if c in key_cols],
                             rules=rules, path=path)
+        n_read = keys.height
     else:
         frame = lf if streaming else collect(lf, path)  # read once
         frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
-        keys = None
-    n_read = _height(keys if keys is not None else frame)
+        keys, n_read = None, _height(frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")
     dropped = {}
@@ -277,12 +277,13 @@ def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_residen
 
 
 def _in_one_pass(schema: pl.Schema, cols, rules: dict, dedupe: bool, outliers, scale: str) -> bool:
-    """Whether the resident arrays can be cut from the file as Polars reads it, with nothing
-    fitted before but the standard scaling the cut itself sums (`Prep.moment_columns`):
-    float32-exact numeric features, no fills, drops, outliers, dedupe or encodings."""
-    plain = not (dedupe or outliers or cols.categorical or cols.image or cols.sequence)
-    return (plain and scale == "standard" and all(r == "error" for r in rules.values())
-            and all(schema[c] in FLOAT32_EXACT for c in cols.numeric))
+    """Whether the resident arrays can be cut from the file as Polars reads it: nothing to
+    fit before the cut but the standard scaling the cut itself sums (every feature one of
+    `Prep.moment_columns`), and no fills, drops, outliers, dedupe or encodings."""
+    encoded = cols.categorical or cols.image or cols.sequence
+    if dedupe or outliers or encoded or any(r != "error" for r in rules.values()):
+        return False
+    return Prep(cols.numeric, "", "auto", scale).moment_columns(schema) == cols.numeric
 
 
 def _height(frame) -> int:
