@@ -86,6 +86,11 @@ def _ratio(best: dict[str, float]) -> dict:
             "speed_ratio": round(best["raw"] / best["dlexp"], 3)}
 
 
+# The peak RSS of the process that evaluates it, in MB, for the programs run in fresh
+# processes below (VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent that forked it).
+PEAK_RSS_MB = 'next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024'
+
+
 def _load_in_fresh_process(name: str, path: str, cache: str, peaks: dict) -> float:
     """Seconds LOADS[name] takes in a new Python process (its imports done before the clock
     starts); the process's peak RSS goes into peaks[name] (the lowest seen)."""
@@ -97,7 +102,7 @@ from bench_data import LOADS
 t = time.perf_counter()
 out = LOADS[{name!r}]({path!r}, {cache!r})
 seconds = time.perf_counter() - t
-peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+peak = {PEAK_RSS_MB}
 print(seconds, peak)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -135,8 +140,7 @@ RETURN_AT_ONCE = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"}
 
 
 def bench_memory(path: str, cache: str, buffer_mb: float, env: dict | None = None) -> dict:
-    """Peak RSS of a fresh process streaming one epoch, against the file's float32 size.
-    (VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent that forked it.)"""
+    """Peak RSS of a fresh process streaming one epoch, against the file's float32 size."""
     code = f"""
 import sys, jax, numpy as np
 sys.path.insert(0, {ROOT!r})
@@ -145,7 +149,7 @@ from dlexp.data.loader import StreamingLoader
 d = table(path={path!r}, label="label", split="random", val_fraction=0.001, test_fraction=0.001, stream=True,
           cache_dir={cache!r})
 def peak_mb():
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+    return {PEAK_RSS_MB}
 base = peak_mb()
 ld = StreamingLoader(d.stream, d.y["train"], 256, 0, jax.devices()[0], steps_per_call=8, buffer_mb={buffer_mb})
 for s in range(0, ld.steps_per_epoch, 8):
