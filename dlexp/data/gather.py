@@ -3,9 +3,9 @@
 Polars holds a table by column; a model wants rows. The table is turned row-major one
 slice at a time (Polars' own transpose, `to_numpy`), each split's rows in that slice
 are gathered, and each gathered block is scaled while it is still in cache. So every
-value streams through memory once, and the only extra memory is one slice per core
-(a row-major copy of the whole table, then a gather, then a scale: three passes and a
-second table).
+value streams through memory once, and the only extra memory is two slices per core, the
+ones in flight (instead of a row-major copy of the whole table, then a gather, then a
+scale: three passes and a second table).
 
 When the scaling is still to be fitted (standardizing float32 inputs), the cut sums the
 train rows' moments instead while each block is in cache (`gather_moments`), and the
