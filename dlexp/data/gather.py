@@ -1,11 +1,14 @@
 """Cutting a prepared table into per-split float32 arrays, scaled as they are cut.
 
-Polars holds a table by column; a model wants rows. The table is turned row-major one
-slice at a time (Polars' own transpose, `to_numpy`), each split's rows in that slice
-are gathered, and each gathered block is scaled while it is still in cache. So every
-value streams through memory once, and the only extra memory is two slices per core, the
+Polars holds a table by column; a model wants rows. One slice of the table at a time,
+each split's rows are gathered column by column (a column of the slice is contiguous,
+and so are the block's column sums), the block is scaled while it is still in cache,
+and it is written transposed, row-major, into the split's array. So every value
+streams through memory once, and the only extra memory is two slices per core, the
 ones in flight (instead of a row-major copy of the whole table, then a gather, then a
-scale: three passes and a second table).
+scale: three passes and a second table). Transposing each slice first with Polars
+(`to_numpy(order="c")`) and gathering rows cost a 1M x 100 load 0.96 s against 0.78 s
+(medians of 8, in turns in one process).
 
 When the scaling is still to be fitted (standardizing float32 inputs), the cut sums the
 train rows' moments instead while each block is in cache (`gather_moments`), and the
@@ -50,7 +53,7 @@ def gather_rows(table: Table, rows: dict[str, np.ndarray], shift_hi, shift_lo, s
     batch as it is cut.
     """
     scale = _scaler(shift_hi, shift_lo, size)
-    out, _ = _cut(table, rows, lambda split, block: scale(block))
+    out, _ = _cut(table, rows, lambda split, block: scale(block.T))
     return out
 
 
@@ -82,9 +85,9 @@ def gather_moments(table: Table, rows: dict[str, np.ndarray], split: str) -> tup
     def visit(name: str, block: np.ndarray):
         with np.errstate(over="ignore", invalid="ignore"):  # not finite: prep falls back to float64 moments
             if name != split:
-                return bool(np.isfinite(np.add.reduce(block, axis=0)).all())
-            d = block - shift[0]
-            return np.add.reduce(d, axis=0, dtype=np.float64), np.add.reduce(d * d, axis=0, dtype=np.float64)
+                return bool(np.isfinite(np.add.reduce(block, axis=1)).all())
+            d = block - shift[0][:, None]
+            return np.add.reduce(d, axis=1, dtype=np.float64), np.add.reduce(d * d, axis=1, dtype=np.float64)
 
     out, parts = _cut(table, rows, visit, look)
     zero = np.zeros(len(shift[0]))
@@ -121,20 +124,27 @@ def _scaler(shift_hi, shift_lo, size) -> Callable[[np.ndarray], None]:
 def _cut(table: Table, rows: dict[str, np.ndarray], visit: Callable, look: Callable = lambda r0, piece: None):
     """({split: table row-major at idx}, what the visits returned), cut piece by piece:
     `look(r0, piece)` sees each piece in order before it is cut, `visit(split, block)` each
-    gathered block while it is in cache."""
+    gathered block while it is in cache, as [width, rows] (a column per row of the block:
+    the sums of a column are then contiguous)."""
     out = {s: np.empty((len(idx), _width(table)), np.float32) for s, idx in rows.items()}
     whole = not all(increasing(idx) for idx in rows.values())  # a row may come from anywhere: one piece
 
     def cut(item: tuple[int, pl.DataFrame]) -> list:
         r0, piece = item
-        x = piece.to_numpy(order="c")
         seen = []
+        if whole:
+            x = piece.to_numpy(order="c")
+            for split, idx in rows.items():
+                np.take(x, idx, axis=0, out=out[split])
+                seen.append(visit(split, out[split].T))
+            return seen
+        columns = piece.to_numpy(order="fortran").T  # [width, rows]: one copy of each column, no transpose
         for split, idx in rows.items():
-            a, b = (0, len(idx)) if whole else np.searchsorted(idx, [r0, r0 + len(x)])
+            a, b = np.searchsorted(idx, [r0, r0 + piece.height])
             if a < b:
-                o = out[split][a:b]
-                np.take(x, idx[a:b] - r0, axis=0, out=o)
-                seen.append(visit(split, o))
+                block = np.take(columns, idx[a:b] - r0, axis=1)
+                seen.append(visit(split, block))
+                out[split][a:b] = block.T
         return seen
 
     def looked():
