@@ -314,7 +314,8 @@ def _spy_pieces(monkeypatch) -> list:
     import dlexp.data.gather as gather
 
     seen, pieces = [], gather._pieces
-    monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # many batches
+    monkeypatch.setattr(gather, "SLICE_ROWS", 64)
+    monkeypatch.setattr(gather, "READ_ROWS", 200)  # many batches, each cut into slices, the last one short
     monkeypatch.setattr(gather, "_pieces", lambda t, whole: seen.append(type(t)) or pieces(t, whole))
     return seen
 

@@ -32,6 +32,10 @@ import numpy as np
 import polars as pl
 
 SLICE_ROWS = 8192  # 8192 rows x 100 float32 inputs = 3 MiB: a slice and its blocks stay in cache
+# Rows per batch a lazy table is read in, then sliced: Polars reads 8192-row batches ~30%
+# slower than 65536-row ones (0.215 s against 0.168 s for 1M x 100, as fast as one
+# read_parquet), and a 1M x 100 load takes 0.38 s against 0.43 s (fastest of 12, in turns).
+READ_ROWS = 65536
 
 
 Table = Union[pl.DataFrame, pl.LazyFrame]
@@ -156,18 +160,22 @@ def _cut(table: Table, rows: dict[str, np.ndarray], visit: Callable, look: Calla
 
 
 def _pieces(table: Table, whole: bool) -> Iterator[tuple[int, pl.DataFrame]]:
-    """(first row, rows) of `table`, SLICE_ROWS at a time: slices of a DataFrame, or the
+    """(first row, rows) of `table`, SLICE_ROWS at a time: slices of a DataFrame, or of the
     batches of a lazy query as Polars reads them, so the table is never whole in memory."""
     if whole:
         yield 0, table.collect() if isinstance(table, pl.LazyFrame) else table
     elif isinstance(table, pl.LazyFrame):
         r0 = 0
-        for batch in table.collect_batches(chunk_size=SLICE_ROWS):
-            yield r0, batch
+        for batch in table.collect_batches(chunk_size=READ_ROWS):
+            yield from _slices(batch, r0)
             r0 += batch.height
     else:
-        for r0 in range(0, table.height, SLICE_ROWS):
-            yield r0, table.slice(r0, SLICE_ROWS)
+        yield from _slices(table, 0)
+
+
+def _slices(frame: pl.DataFrame, r0: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    for a in range(0, frame.height, SLICE_ROWS):
+        yield r0 + a, frame.slice(a, SLICE_ROWS)
 
 
 def _width(table: Table) -> int:
