@@ -32,9 +32,10 @@ import numpy as np
 import polars as pl
 
 SLICE_ROWS = 8192  # 8192 rows x 100 float32 inputs = 3 MiB: a slice and its blocks stay in cache
-# Rows per batch a lazy table is read in, then sliced: Polars reads 8192-row batches ~30%
-# slower than 65536-row ones (0.215 s against 0.168 s for 1M x 100, as fast as one
-# read_parquet), and a 1M x 100 load takes 0.38 s against 0.43 s (fastest of 12, in turns).
+# Rows per batch a Parquet scan is read in (here, then sliced; `loader.read_rows`):
+# Polars reads 8192-row batches ~30% slower than 65536-row ones (0.215 s against 0.168 s
+# for 1M x 100, as fast as one read_parquet), and a 1M x 100 load takes 0.38 s against
+# 0.43 s (fastest of 12, in turns).
 READ_ROWS = 65536
 
 

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
+from dlexp.data.gather import READ_ROWS
+
 
 def train_targets(data):
     """The train loader's y: data.y["train"], paired with its sample weights when there are any."""
@@ -207,7 +209,7 @@ class StreamingLoader:
             out.put(e)
 
 
-def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = READ_ROWS) -> np.ndarray:
     """float32 [len(rows), len(columns)]: the given rows of a Parquet file, in the given
     order, read in one streaming pass (only the batches holding wanted rows are gathered)."""
     order = np.argsort(rows, kind="stable")
