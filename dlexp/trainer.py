@@ -185,17 +185,18 @@ def fit(
     B = plan.batch_size
     skip_nonfinite = enum_value(cfg.nan_policy) == "skip"
     # The gradient norm is taken at the step each log reports (a pass over every gradient:
-    # 5-6% of the mlp's step), at every step when the skip policy's guard needs it.
+    # 5-6% of the mlp's step), at every step when the skip policy's guard needs it (None).
+    # A call never crosses a log step (Plan.call_length), so a log step ends its call.
+    unmeasured = None if skip_nonfinite else False
     log_step = lambda s: ((s + 1) % plan.log_every == 0) | (s + 1 == plan.total_steps)  # noqa: E731
-    measure_norm = None if skip_nonfinite else log_step
-    train_step = task.make_train_step(sm, tx, axis_name="data" if pmap else None, measure_norm=measure_norm)
+    train_step = task.make_train_step(sm, tx, axis_name="data" if pmap else None)
     eval_step = task.make_eval_step(sm)
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
 
     shard = None if pmap or layout.num_devices == 1 else layout.batch  # where batch rows are gathered
     stacked = None if shard is None else NamedSharding(layout.mesh, P(None, "data"))
 
-    def one_step(state, acc, xb, yb):
+    def one_step(state, acc, xb, yb, norm):
         if pmap:  # each replica takes its slice of the global batch
             xb, yb = split_for_devices(xb, layout.num_devices), split_for_devices(yb, layout.num_devices)
         else:
@@ -207,38 +208,51 @@ def fit(
             key = jax.random.fold_in(key, jax.lax.axis_index("data"))
         if augment is not None:
             xb = augment(xb, jax.random.fold_in(key, 1))
-        new_state, sums = train_step(state, xb, yb, key)
+        new_state, sums = train_step(state, xb, yb, key, norm=norm)
         new_state, sums = guard_step(state, new_state, sums, skip=skip_nonfinite)
         return new_state, accumulate(acc, sums)
 
-    def train_calls(state, acc, args, n: int):
-        """`n` consecutive steps in one compiled call (lax.scan when n > 1).
+    def train_calls(state, acc, args, n: int, logs: bool):
+        """`n` consecutive steps in one compiled call (lax.scan over more than one).
 
-        Also returns the step counter as a separate (not donated) token, which the
-        loop can wait on to bound how far dispatch runs ahead of the devices."""
+        Which step takes its gradient norm: with one step per call, a `lax.cond` on the
+        step number picks the log steps on device (one program for every call); a fused
+        call ends at a log step when `logs` (static), and then only its last step takes
+        the norm (two programs: the cond inside the scan cost the fused mlp 2-5%, and one
+        program for every single step avoids a second compile). Also returns the step
+        counter as a separate (not donated) token, which the loop can wait on to bound
+        how far dispatch runs ahead of the devices."""
         if n == 1:
-            state, acc = one_step(state, acc, *train.batch(args, 0, shard=shard))
+            norm = unmeasured if unmeasured is None else log_step(state["step"])
+            state, acc = one_step(state, acc, *train.batch(args, 0, shard=shard), norm)
             return state, acc, state["step"] + 0
-        # The n batches are gathered before the loop: XLA CPU copies a large array that a
-        # while loop closes over (the resident data) into the loop on every call.
-        xs, ys = train.batches(args, n, shard=stacked)
+        measured = 1 if logs and unmeasured is False else 0  # the last step, taking its norm
+        plain = n - measured
+        if plain == 1:
+            state, acc = one_step(state, acc, *train.batch(args, 0, shard=shard), unmeasured)
+        else:
+            # The batches are gathered before the loop: XLA CPU copies a large array that a
+            # while loop closes over (the resident data) into the loop on every call.
+            xs, ys = train.batches(args, plain, shard=stacked)
 
-        def body(carry, xy):
-            return one_step(*carry, *xy), None
+            def body(carry, xy):
+                return one_step(*carry, *xy, unmeasured), None
 
-        (state, acc), _ = jax.lax.scan(body, (state, acc), (xs, ys), unroll=scan_unroll(model, n))
+            (state, acc), _ = jax.lax.scan(body, (state, acc), (xs, ys), unroll=scan_unroll(model, plain))
+        if measured:
+            state, acc = one_step(state, acc, *train.batch(args, plain, shard=shard), True)
         return state, acc, state["step"] + 0
 
     if pmap:
         compiled = {}
 
-        def train_fn(state, acc, args, n):
-            if n not in compiled:  # one pmapped program per distinct call length
-                compiled[n] = jax.pmap(functools.partial(train_calls, n=n), axis_name="data",
-                                       in_axes=(0, 0, None), donate_argnums=(0, 1))
-            return compiled[n](state, acc, args)
+        def train_fn(state, acc, args, n, logs):
+            if (n, logs) not in compiled:  # one pmapped program per distinct call
+                compiled[n, logs] = jax.pmap(functools.partial(train_calls, n=n, logs=logs), axis_name="data",
+                                             in_axes=(0, 0, None), donate_argnums=(0, 1))
+            return compiled[n, logs](state, acc, args)
     else:
-        train_fn = jax.jit(train_calls, static_argnames="n", donate_argnums=(0, 1),
+        train_fn = jax.jit(train_calls, static_argnames=("n", "logs"), donate_argnums=(0, 1),
                            compiler_options=compiler_options(kernels))
 
     def eval_batch(acc, params, rest, x, y, w, b):
@@ -246,9 +260,10 @@ def fit(
         return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
     eval_fn = jax.jit(eval_batch, donate_argnums=0, compiler_options=compiler_options(kernels))
-    plain_step = task.make_train_step(sm, tx, measure_norm=measure_norm)  # the same sums, for shapes only
-    sums_shape = jax.eval_shape(lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key), skip=False)[1],
-                                initial, train.example())
+    plain_step = task.make_train_step(sm, tx)  # the same sums, for shapes only
+    sums_shape = jax.eval_shape(
+        lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key, norm=unmeasured), skip=False)[1],
+        initial, train.example())
     eval_shape = jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example())  # not train's: no ROC there
 
     # The train accumulator takes the state's form (one copy per device under pmap).
@@ -322,7 +337,8 @@ def fit(
         args = train.call_args(loop.epoch, plan.in_epoch(loop.step, loop.epoch), n)
         if bounded and pending is not None:
             pending.block_until_ready()
-        loop.state, acc, pending = train_fn(loop.state, acc, args, n=n)
+        logs = n > 1 and plan.crossed(loop.step + n, loop.step, plan.log_every)  # see train_calls
+        loop.state, acc, pending = train_fn(loop.state, acc, args, n=n, logs=logs)
         if deferred is not None:  # the call just queued keeps the devices busy meanwhile
             log_window(*deferred)
             deferred = None

@@ -85,9 +85,11 @@ def test_default_run_records_its_steps_per_call_and_steady_speed(compose, tmp_pa
     assert summary["steady_samples_per_s"] > 0
 
 
-@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("k", [1, 2, 4])
 def test_the_logged_gradient_norm_is_the_norm_at_the_log_step(compose, tmp_path, k):
-    """Taken only at log steps (lax.cond elsewhere): equal to a run that takes and logs it every step."""
+    """Taken only at log steps (k=1: a lax.cond on the step; k=2: a call without a log step, then
+    one step plus the measured one; k=4: three steps plus the measured one): equal to a run that
+    takes and logs it every step."""
     def grad_norms(name, extra):
         cfg = compose(["model=mlp", *TINY, "dataset=synthetic", "dataset.rows=2000", "trainer.parallel=single",
                        "trainer.eval_every=12", *extra])

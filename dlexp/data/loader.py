@@ -76,7 +76,7 @@ class ResidentLoader:
         return take_batch(x, y, order, start + i, self.batch_size, shard)
 
     def batches(self, args, n: int, shard=None):
-        """Inside jit: all n batches of a call, stacked [n, B, ...] (`shard`: how to split their rows)."""
+        """Inside jit: the first n batches of a call, stacked [n, B, ...] (`shard`: how to split their rows)."""
         x, y, order, start = args
         idx = jax.lax.dynamic_slice_in_dim(order, start * self.batch_size, n * self.batch_size)
         idx = idx.reshape(n, self.batch_size)
@@ -154,8 +154,8 @@ class StreamingLoader:
         return item
 
     def batches(self, args, n: int, shard=None):
-        """Inside jit: the call's n batches, already stacked [n, B, ...] on device."""
-        return args
+        """Inside jit: the call's first n batches, already stacked [n, B, ...] on device."""
+        return jax.tree.map(lambda a: a[:n], args) if args[0].shape[0] > n else args
 
     def batch(self, args, i, shard=None):
         """Inside jit: batch i of a call (already on device; `shard` is the trainer's to apply)."""

@@ -62,9 +62,8 @@ class Task:
     def init_state(self, sm: "SplitModel", tx) -> dict:
         return {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
 
-    def make_train_step(self, sm: "SplitModel", tx, axis_name: str | None = None,
-                        measure_norm: Callable | None = None) -> Callable:
-        return make_train_step(self, sm, tx, axis_name, measure_norm)
+    def make_train_step(self, sm: "SplitModel", tx, axis_name: str | None = None) -> Callable:
+        return make_train_step(self, sm, tx, axis_name)
 
     def make_eval_step(self, sm: "SplitModel") -> Callable:
         return make_eval_step(self, sm)
@@ -165,17 +164,17 @@ def weight_total(w, axis_name: str | None = None):
 # ---------------------------------------------------------------------------- the steps
 
 
-def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation, axis_name: str | None = None,
-                    measure_norm: Callable | None = None) -> Callable:
-    """(state, x, y, key) -> (state, metric sums): one optimizer update on one batch.
+def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation,
+                    axis_name: str | None = None) -> Callable:
+    """(state, x, y, key, norm=None) -> (state, metric sums): one optimizer update on one batch.
 
     Under `pmap`, `axis_name` names the device axis: gradients are averaged and
     metric sums added across it, so every replica applies the same update.
-    `measure_norm(step) -> bool`: the steps whose gradient norm is taken (`grad_norm_of`).
+    `norm`: whether this step takes its gradient norm (`grad_norm_of`).
     """
     opts = task.opts
 
-    def train_step(state, x, y, key):
+    def train_step(state, x, y, key, norm=None):
         y, w = unpack_targets(y)
         targets = task.targets(x, y)
         total = None if w is None else weight_total(w, axis_name)
@@ -195,22 +194,28 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
         sums = task.train_sums(losses, out, targets, jnp.ones(losses.shape, jnp.float32) if w is None else w)
         if axis_name is not None:
             sums = jax.lax.psum(sums, axis_name)
-        sums.update(grad_norm_of(grads, state["step"], measure_norm))
+        sums.update(grad_norm_of(grads, norm))
         return {"params": params, "rest": rest, "opt": opt, "step": state["step"] + 1}, sums
 
     return train_step
 
 
-def grad_norm_of(grads, step, measure_norm: Callable | None) -> dict:
-    """{"grad_norm": the global gradient norm}: at every step, or, with `measure_norm`,
-    only at the steps it picks (0 elsewhere, and "grad_norm_n" counts the picked ones).
-    The norm is one more pass over every gradient, 5-6% of the benchmark mlp's step on
-    CPU; the trainer logs it at the log steps only (lax.cond skips the pass elsewhere)."""
-    if measure_norm is None:
+def grad_norm_of(grads, norm) -> dict:
+    """{"grad_norm": the global gradient norm}. `norm=None`: at every step. Otherwise this
+    step's norm or 0, with "grad_norm_n" (1 or 0) counting the steps measured, so the
+    steps of a window add up to the same sums either way; `norm` is then a Python bool
+    (fixed when traced) or a traced one (a `lax.cond` skips the pass when False).
+
+    The norm is one more pass over every gradient (5-6% of the benchmark mlp's step on
+    CPU), so the trainer takes it at the log steps only (`dlexp.trainer`, train_calls)."""
+    if norm is None:
         return {"grad_norm": optax.tree.norm(grads)}
-    picked = measure_norm(step)
-    norm = jax.lax.cond(picked, optax.tree.norm, lambda g: jnp.zeros((), jnp.float32), grads)
-    return {"grad_norm": norm, "grad_norm_n": picked.astype(jnp.int32)}
+    zero = lambda g: jnp.zeros((), jnp.float32)  # noqa: E731
+    if isinstance(norm, bool):
+        value = optax.tree.norm(grads) if norm else zero(grads)
+    else:
+        value = jax.lax.cond(norm, optax.tree.norm, zero, grads)
+    return {"grad_norm": value, "grad_norm_n": jnp.asarray(norm, jnp.int32)}
 
 
 def make_eval_step(task: Task, sm: SplitModel) -> Callable:

@@ -59,11 +59,10 @@ class GANTask(Task):
         n = divisor(sums["count"])
         return {k: float(sums[k]) / n for k in self.metric_names}
 
-    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None,
-                        measure_norm=None) -> Callable:
+    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         dtype = self.opts.compute_dtype
 
-        def train_step(state, x, y, key):
+        def train_step(state, x, y, key, norm=None):
             if isinstance(y, dict):  # targets with sample weights (dlexp.tasks.base.unpack_targets)
                 raise DataError("dataset.weight is set, but the GAN task does not use sample weights; "
                                 "remove dataset.weight (or set it to null)")
@@ -102,7 +101,7 @@ class GANTask(Task):
             sums = self._sums(d_real, d_fake, g_fake, jnp.ones(x.shape[0], jnp.float32))
             if axis_name is not None:
                 sums = jax.lax.psum(sums, axis_name)
-            sums.update(grad_norm_of({"d": g_d, "g": g_g}, state["step"], measure_norm))
+            sums.update(grad_norm_of({"d": g_d, "g": g_g}, norm))
             new = {"params": params, "rest": rest, "opt": {"d": opt_d, "g": opt_g}, "step": state["step"] + 1}
             return new, sums
 
