@@ -194,7 +194,6 @@ def fit(
     dropout_key = jax.random.fold_in(jax.random.key(seed), 1)
 
     shard = None if pmap or layout.num_devices == 1 else layout.batch  # where batch rows are gathered
-    stacked = None if shard is None else NamedSharding(layout.mesh, P(None, "data"))
 
     def one_step(state, acc, xb, yb, norm):
         if pmap:  # each replica takes its slice of the global batch
@@ -231,14 +230,12 @@ def fit(
         if plain == 1:
             state, acc = one_step(state, acc, *train.batch(args, 0, shard=shard), unmeasured)
         else:
-            # The batches are gathered before the loop: XLA CPU copies a large array that a
-            # while loop closes over (the resident data) into the loop on every call.
-            xs, ys = train.batches(args, plain, shard=stacked)
+            # Each step gathers its own rows inside the loop: its batch is still in cache when
+            # the step reads it (gathering all n before the loop: 2-4% slower on the fused mlp).
+            def body(carry, i):
+                return one_step(*carry, *train.batch(args, i, shard=shard), unmeasured), None
 
-            def body(carry, xy):
-                return one_step(*carry, *xy, unmeasured), None
-
-            (state, acc), _ = jax.lax.scan(body, (state, acc), (xs, ys), unroll=scan_unroll(model, plain))
+            (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(plain), unroll=scan_unroll(model, plain))
         if measured:
             state, acc = one_step(state, acc, *train.batch(args, plain, shard=shard), True)
         return state, acc, state["step"] + 0

@@ -75,15 +75,6 @@ class ResidentLoader:
         x, y, order, start = args
         return take_batch(x, y, order, start + i, self.batch_size, shard)
 
-    def batches(self, args, n: int, shard=None):
-        """Inside jit: the first n batches of a call, stacked [n, B, ...] (`shard`: how to split their rows)."""
-        x, y, order, start = args
-        idx = jax.lax.dynamic_slice_in_dim(order, start * self.batch_size, n * self.batch_size)
-        idx = idx.reshape(n, self.batch_size)
-        if shard is not None:
-            idx = jax.lax.with_sharding_constraint(idx, shard)
-        return jnp.take(x, idx, axis=0), take_rows(y, idx)
-
     def close(self) -> None:
         """Nothing to stop (a `StreamingLoader` stops its reader thread)."""
 
@@ -152,10 +143,6 @@ class StreamingLoader:
         if isinstance(item, BaseException):
             raise item
         return item
-
-    def batches(self, args, n: int, shard=None):
-        """Inside jit: the call's first n batches, already stacked [n, B, ...] on device."""
-        return jax.tree.map(lambda a: a[:n], args) if args[0].shape[0] > n else args
 
     def batch(self, args, i, shard=None):
         """Inside jit: batch i of a call (already on device; `shard` is the trainer's to apply)."""
