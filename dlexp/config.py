@@ -106,6 +106,7 @@ class TrainerConfig:
     steps_per_call: Any = "auto"  # train steps fused into one compiled call (lax.scan): auto or an int >= 1
     parallel: Parallel = Parallel.auto
     cpu_kernels: CpuKernels = CpuKernels.xla  # which ops XLA CPU hands to YNNPACK (ignored elsewhere)
+    cpu_vector_width: Any = "auto"  # auto | 256 | 512: vector bits of XLA CPU's own loops (ignored elsewhere)
     progress: bool = True  # a progress bar on stderr
     precision: Precision = Precision.float32
     nan_policy: NanPolicy = NanPolicy.stop

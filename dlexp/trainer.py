@@ -25,7 +25,7 @@ from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.hooks import Hook
-from dlexp.kernels import compiler_options, of_trainer
+from dlexp.kernels import XLA_VECTOR_WIDTH, compiler_options, of_trainer, width_of_trainer
 from dlexp.metrics import add_sums
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout, check_batch, split_for_devices
@@ -165,7 +165,7 @@ def fit(
 
     # ------------------------------------------------------------------ data on device
     K = steps_per_call(cfg.steps_per_call, conv=has_conv(model), devices=layout.num_devices)
-    kernels = cpu_kernels(cfg, layout)
+    kernels, width = cpu_kernels(cfg, layout)
     train = make_loader(data, plan.batch_size, seed, layout.replicated, steps_per_call=K)
     evals = {
         s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices,
@@ -248,13 +248,13 @@ def fit(
             return compiled[n, logs](state, acc, args)
     else:
         train_fn = jax.jit(train_calls, static_argnames=("n", "logs"), donate_argnums=(0, 1),
-                           compiler_options=compiler_options(kernels))
+                           compiler_options=compiler_options(kernels, width))
 
     def eval_batch(acc, params, rest, x, y, w, b):
         xb, yb, wb = (jax.lax.with_sharding_constraint(a[b], layout.batch) for a in (x, y, w))
         return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
-    eval_fn = jax.jit(eval_batch, donate_argnums=0, compiler_options=compiler_options(kernels))
+    eval_fn = jax.jit(eval_batch, donate_argnums=0, compiler_options=compiler_options(kernels, width))
     plain_step = task.make_train_step(sm, tx)  # the same sums, for shapes only
     sums_shape = jax.eval_shape(
         lambda s, xy: guard_step(s, *plain_step(s, *xy, dropout_key, norm=unmeasured), skip=False)[1],
@@ -397,6 +397,7 @@ def fit(
         "batch_size": B,
         "steps_per_call": K,
         "cpu_kernels": kernels,
+        "cpu_vector_width": width,
         "num_params": n_params,
         "devices": layout.num_devices,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
@@ -464,13 +465,21 @@ def _overrides(hook: Any, name: str) -> bool:
     return method is not None and method is not getattr(Hook, name)
 
 
-def cpu_kernels(cfg: Any, layout: Layout) -> str:
-    """trainer.cpu_kernels resolved for the devices (dlexp/kernels.py)."""
-    library = of_trainer(cfg, layout.mesh.devices.flat[0].platform)
-    if library != "xla" and layout.is_pmap:
-        raise ConfigError(f"trainer.cpu_kernels={library} needs a jit-compiled step; jax.pmap takes no compiler "
-                          "options: use trainer.parallel=mesh (the same data parallelism) or trainer.cpu_kernels=xla")
-    return library
+def cpu_kernels(cfg: Any, layout: Layout) -> tuple[str, int | None]:
+    """(trainer.cpu_kernels, trainer.cpu_vector_width) resolved for the devices (dlexp/kernels.py).
+    jax.pmap takes no compiler options: a setting other than XLA's own is an error there,
+    unless it came from `auto`."""
+    platform = layout.mesh.devices.flat[0].platform
+    library, width = of_trainer(cfg, platform), width_of_trainer(cfg, platform)
+    if not layout.is_pmap:
+        return library, width
+    xla_width = XLA_VECTOR_WIDTH if platform == "cpu" else None
+    for key, value, xla_own in (("cpu_kernels", library, "xla"), ("cpu_vector_width", width, xla_width)):
+        if value != xla_own and enum_value(getattr(cfg, key, "auto")) != "auto":
+            raise ConfigError(f"trainer.{key}={value} needs a jit-compiled step; jax.pmap takes no compiler "
+                              f"options: use trainer.parallel=mesh (the same data parallelism) or "
+                              f"trainer.{key}={xla_own}")
+    return "xla", xla_width
 
 
 def has_conv(model: nnx.Module) -> bool:

@@ -32,7 +32,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_targets
 from dlexp.errors import ConfigError, TrainingError
-from dlexp.kernels import compiler_options, of_trainer
+from dlexp.kernels import compiler_options, of_trainer, width_of_trainer
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
 from dlexp.optim import log_steps, rates_at
@@ -177,8 +177,9 @@ def fit_copies(
     eval_step = task.make_eval_step(sm)
     copy_calls = make_copy_calls(train_step, train)
 
-    kernels = of_trainer(cfg, per_copy.mesh.devices.flat[0].platform)
-    options = compiler_options(kernels)
+    platform = per_copy.mesh.devices.flat[0].platform
+    kernels, width = of_trainer(cfg, platform), width_of_trainer(cfg, platform)
+    options = compiler_options(kernels, width)
 
     @functools.partial(jax.jit, static_argnames="n", donate_argnums=(0, 1), compiler_options=options)
     def train_fn(state, acc, args, keys, n):
@@ -299,6 +300,7 @@ def fit_copies(
         "num_params": count_params(sm.params),
         "devices": per_copy.mesh.devices.size,
         "cpu_kernels": kernels,
+        "cpu_vector_width": width,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
         "train_time_s": round(train_s, 3),
         "samples_per_s": round(S * step * plan.batch_size / max(train_s - (first_step_s or 0.0), 1e-9), 1),

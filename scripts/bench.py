@@ -40,9 +40,11 @@ MODEL_OVERRIDES = {
 }
 DLEXP_VARIANTS = {  # name -> extra overrides; "default" is what a user gets
     "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
+            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
+            "vec256": ["trainer.cpu_vector_width=256"]},
     "mlp": {"default": [], "k1": ["trainer.steps_per_call=1"], "mesh": ["trainer.parallel=mesh"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
+            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
+            "vec256": ["trainer.cpu_vector_width=256"]},
 }
 PEERS = {
     "cnn": {"jax_minimal": ["jax_minimal.py"], "jax_sharded": ["jax_sharded.py"],

@@ -136,6 +136,50 @@ def test_ynn_dots_train_to_the_same_losses(compose, tmp_path):
     assert sy["test"]["loss"] == pytest.approx(sx["test"]["loss"], rel=1e-3)
 
 
+def test_cpu_vector_width_is_checked_and_reaches_xla(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from dlexp.errors import ConfigError
+    from dlexp.kernels import avx512_at_full_clock, compiler_options, resolve_width
+
+    assert resolve_width(512, "cpu") == 512 and resolve_width(256, "cpu") == 256 and resolve_width(512, "gpu") is None
+    assert resolve_width("auto", "cpu") == (512 if avx512_at_full_clock() else 256)
+    for bad in (1024, "wide", True):
+        with pytest.raises(ConfigError, match=r"trainer.cpu_vector_width=.*; valid: auto, 256, 512"):
+            resolve_width(bad, "cpu")
+    assert compiler_options("xla", 256) is None  # XLA's own setting: the compile-cache key stays XLA's
+
+    # The width reaches LLVM: the optimized IR of an elementwise loop holds vectors of 16 floats, not 8.
+    lowered = jax.jit(lambda a, b: jnp.sqrt(a * a + b) / (b + 1.0)).lower(jnp.ones(4096), jnp.ones(4096))
+    vectors = {}
+    for width in (256, 512):
+        dump = tmp_path / str(width)
+        lowered.compile({**(compiler_options("xla", width) or {}), "xla_dump_to": str(dump)})
+        ir = "".join(p.read_text(errors="ignore") for p in dump.glob("*ir-with-opt.ll"))
+        vectors[width] = (ir.count("<8 x float>"), ir.count("<16 x float>"))
+    assert vectors[256][0] > 0 and vectors[256][1] == 0
+    assert vectors[512][1] > 0 and vectors[512][0] == 0
+
+
+def test_cpu_vector_widths_train_to_the_same_losses(compose, tmp_path):
+    runs = {}
+    for width in (256, 512):
+        cfg = compose(["model=mlp", *TINY, f"trainer.cpu_vector_width={width}"])
+        _, summary = run(cfg, str(tmp_path / str(width)))
+        runs[width] = (train_losses(tmp_path / str(width)), summary)
+    (l256, s256), (l512, s512) = runs[256], runs[512]
+    assert (s256["cpu_vector_width"], s512["cpu_vector_width"]) == (256, 512)
+    assert [v for _, v in l512] == pytest.approx([v for _, v in l256], rel=1e-5)  # other summation orders only
+    assert s512["test"]["loss"] == pytest.approx(s256["test"]["loss"], rel=1e-5)
+
+
+def test_explicit_vector_width_under_pmap_is_a_clear_error(cli, tmp_path):
+    out = cli("model=mlp", "dataset=wine", "trainer.steps=2", "trainer.parallel=pmap", "trainer.cpu_vector_width=512",
+              f"hydra.run.dir={tmp_path / 'r'}")
+    assert out.returncode != 0 and "trainer.cpu_vector_width=512" in out.stderr and "parallel=mesh" in out.stderr
+
+
 def test_ynn_dots_under_pmap_is_a_clear_error(cli, tmp_path):
     out = cli("model=mlp", "dataset=wine", "trainer.steps=2", "trainer.parallel=pmap", "trainer.cpu_kernels=ynn_dots",
               f"hydra.run.dir={tmp_path / 'r'}")
