@@ -54,7 +54,11 @@ PEERS = {
             "jax_sharded": ["jax_sharded.py"], "torch_eager": ["torch_eager.py"],
             "torch_compile": ["torch_eager.py", "--compile"], "keras_jax": ["keras_jax.py"]},
 }
-STEPS_PER_10S = {"cnn": 300, "mlp": 2000}  # about 10 s of steady training on 2 cores
+# About 10 s of steady training on this project's fastest 2-core machine so far (cnn
+# ~6,500, mlp ~110,000 samples/s), so that dlexp trains at least as long as a peer's timed
+# windows last and its `own` column (a median over half-second intervals of the whole
+# child) is read from training, not from start-up and compiling.
+STEPS_PER_10S = {"cnn": 500, "mlp": 4300}
 
 
 # ------------------------------------------------------------------------------ child
