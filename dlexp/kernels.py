@@ -40,29 +40,28 @@ def resolve(choice: str, platform: str) -> str:
     return choice if platform == "cpu" else "xla"
 
 
-def of_trainer(cfg: Any, platform: str) -> str:
-    """trainer.cpu_kernels (an enum member from the structured config, or a plain string) resolved."""
-    return resolve(enum_value(getattr(cfg, "cpu_kernels", "xla")), platform)
-
-
 VECTOR_WIDTHS = ("auto", 256, 512)
 XLA_VECTOR_WIDTH = 256  # what XLA CPU prefers when not told
 
 
-def resolve_width(value: Any, platform: str) -> int | None:
-    """The vector width a run compiles with (None off CPU, where the setting means nothing)."""
+def resolve_width(value: Any, platform: str, options: bool = True) -> int | None:
+    """The vector width a run compiles with (None off CPU, where the setting means nothing).
+    `options`: whether the programs take compiler options (jax.pmap does not); `auto` is
+    then XLA's own width."""
     if value not in VECTOR_WIDTHS or isinstance(value, bool):
         raise ConfigError(f"trainer.cpu_vector_width={value!r}; valid: auto, 256, 512")
     if platform != "cpu":
         return None
     if value == "auto":
-        return 512 if avx512_at_full_clock() else XLA_VECTOR_WIDTH
+        return 512 if options and avx512_at_full_clock() else XLA_VECTOR_WIDTH
     return int(value)
 
 
-def width_of_trainer(cfg: Any, platform: str) -> int | None:
-    """trainer.cpu_vector_width resolved (an older config without the key: auto)."""
-    return resolve_width(getattr(cfg, "cpu_vector_width", "auto"), platform)
+def of_trainer(cfg: Any, platform: str, options: bool = True) -> tuple[str, int | None]:
+    """(trainer.cpu_kernels, trainer.cpu_vector_width) resolved; an enum member from the
+    structured config or a plain string; a config without the keys: XLA's kernels, auto width."""
+    library = resolve(enum_value(getattr(cfg, "cpu_kernels", "xla")), platform)
+    return library, resolve_width(getattr(cfg, "cpu_vector_width", "auto"), platform, options)
 
 
 @functools.cache

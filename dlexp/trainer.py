@@ -25,7 +25,7 @@ from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.hooks import Hook
-from dlexp.kernels import XLA_VECTOR_WIDTH, compiler_options, of_trainer, width_of_trainer
+from dlexp.kernels import XLA_VECTOR_WIDTH, compiler_options, of_trainer
 from dlexp.metrics import add_sums
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout, check_batch, split_for_devices
@@ -467,19 +467,15 @@ def _overrides(hook: Any, name: str) -> bool:
 
 def cpu_kernels(cfg: Any, layout: Layout) -> tuple[str, int | None]:
     """(trainer.cpu_kernels, trainer.cpu_vector_width) resolved for the devices (dlexp/kernels.py).
-    jax.pmap takes no compiler options: a setting other than XLA's own is an error there,
-    unless it came from `auto`."""
-    platform = layout.mesh.devices.flat[0].platform
-    library, width = of_trainer(cfg, platform), width_of_trainer(cfg, platform)
-    if not layout.is_pmap:
-        return library, width
-    xla_width = XLA_VECTOR_WIDTH if platform == "cpu" else None
-    for key, value, xla_own in (("cpu_kernels", library, "xla"), ("cpu_vector_width", width, xla_width)):
-        if value != xla_own and enum_value(getattr(cfg, key, "auto")) != "auto":
-            raise ConfigError(f"trainer.{key}={value} needs a jit-compiled step; jax.pmap takes no compiler "
-                              f"options: use trainer.parallel=mesh (the same data parallelism) or "
-                              f"trainer.{key}={xla_own}")
-    return "xla", xla_width
+    jax.pmap takes no compiler options: asking for anything but XLA's own there is an error."""
+    library, width = of_trainer(cfg, layout.mesh.devices.flat[0].platform, options=not layout.is_pmap)
+    if layout.is_pmap:
+        for key, value, xla_own in (("cpu_kernels", library, "xla"), ("cpu_vector_width", width, XLA_VECTOR_WIDTH)):
+            if value not in (xla_own, None):
+                raise ConfigError(f"trainer.{key}={value} needs a jit-compiled step; jax.pmap takes no compiler "
+                                  f"options: use trainer.parallel=mesh (the same data parallelism) or "
+                                  f"trainer.{key}={xla_own}")
+    return library, width
 
 
 def has_conv(model: nnx.Module) -> bool:

@@ -32,7 +32,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from dlexp.data.loader import EvalSet, ResidentLoader, epoch_order, train_targets
 from dlexp.errors import ConfigError, TrainingError
-from dlexp.kernels import compiler_options, of_trainer, width_of_trainer
+from dlexp.kernels import compiler_options, of_trainer
 from dlexp.metrics import add_sums
 from dlexp.tasks.base import count_params, split_model
 from dlexp.optim import log_steps, rates_at
@@ -177,8 +177,7 @@ def fit_copies(
     eval_step = task.make_eval_step(sm)
     copy_calls = make_copy_calls(train_step, train)
 
-    platform = per_copy.mesh.devices.flat[0].platform
-    kernels, width = of_trainer(cfg, platform), width_of_trainer(cfg, platform)
+    kernels, width = of_trainer(cfg, per_copy.mesh.devices.flat[0].platform)
     options = compiler_options(kernels, width)
 
     @functools.partial(jax.jit, static_argnames="n", donate_argnums=(0, 1), compiler_options=options)
