@@ -422,7 +422,7 @@ def fit(
 # call ran at 0.88-0.97 of a plain call, with two at 0.93-0.99 and with three at
 # 0.98-0.99 (dlexp's mlp, in one process in turns, four runs); on the scan-fused peer's
 # own step one step after the scan cost 0.95-0.97 and two 0.997-0.999. The cause is not
-# known (the programs hold the same loop body and the same kernels; README, Speed).
+# known (the programs hold the same loop body and the same kernels; scripts/BENCHMARKS.md).
 LOG_CALL_TAIL = 2
 
 
