@@ -1,10 +1,11 @@
 """Penultimate-layer features of validation samples, for TensorBoard's projector.
 
 Which features: a model that defines `features(x)` (the part of `__call__` before the
-output layer, so that `__call__(x) == head(features(x))`; every classifier and regressor here does) gives those;
-any other model gives its outputs (logits), which the projector shows just as well,
-only with fewer dimensions. At the end of a run the hook embeds a seeded sample of the
-val split through the best state and writes, under the run's tb/ dir:
+output layer, so that `__call__(x) == head(features(x))`; every built-in classifier and
+regressor does) gives those; any other model gives its outputs (logits), which the
+projector shows just as well, only with fewer dimensions. At the end of a run the hook
+embeds a seeded sample of the val split through the best state and writes, under the
+run's tb/ dir:
 
   tensors.tsv    one feature row per sample
   metadata.tsv   label, predicted, correct (regression: target, prediction, abs_error;
