@@ -59,9 +59,18 @@ def resolve_width(value: Any, platform: str, options: bool = True) -> int | None
 
 def of_trainer(cfg: Any, platform: str, options: bool = True) -> tuple[str, int | None]:
     """(trainer.cpu_kernels, trainer.cpu_vector_width) resolved; an enum member from the
-    structured config or a plain string; a config without the keys: XLA's kernels, auto width."""
+    structured config or a plain string; a config without the keys: XLA's kernels, auto width.
+    Without `options` (jax.pmap takes no compiler options), asking for anything but XLA's own
+    is an error."""
     library = resolve(enum_value(getattr(cfg, "cpu_kernels", "xla")), platform)
-    return library, resolve_width(getattr(cfg, "cpu_vector_width", "auto"), platform, options)
+    width = resolve_width(getattr(cfg, "cpu_vector_width", "auto"), platform, options)
+    if not options:
+        for key, value, xla_own in (("cpu_kernels", library, "xla"), ("cpu_vector_width", width, XLA_VECTOR_WIDTH)):
+            if value not in (xla_own, None):
+                raise ConfigError(f"trainer.{key}={value} needs a jit-compiled step; jax.pmap takes no compiler "
+                                  f"options: use trainer.parallel=mesh (the same data parallelism) or "
+                                  f"trainer.{key}={xla_own}")
+    return library, width
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import ConfigError, TrainingError
 from dlexp.guards import GUARD_KEYS, accumulate, guard_step, nonfinite_message
 from dlexp.hooks import Hook
-from dlexp.kernels import XLA_VECTOR_WIDTH, compiler_options, of_trainer
+from dlexp.kernels import compiler_options, of_trainer
 from dlexp.metrics import add_sums
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout, check_batch, split_for_devices
@@ -165,7 +165,7 @@ def fit(
 
     # ------------------------------------------------------------------ data on device
     K = steps_per_call(cfg.steps_per_call, conv=has_conv(model), devices=layout.num_devices)
-    kernels, width = cpu_kernels(cfg, layout)
+    kernels, width = of_trainer(cfg, layout.mesh.devices.flat[0].platform, options=not layout.is_pmap)
     train = make_loader(data, plan.batch_size, seed, layout.replicated, steps_per_call=K)
     evals = {
         s: EvalSet(data.x[s], data.y[s], cfg.eval_batch_size, layout.replicated, multiple=layout.num_devices,
@@ -463,19 +463,6 @@ def _overrides(hook: Any, name: str) -> bool:
     """Whether `hook` does something at `name` (a Hook subclass that leaves it alone does not)."""
     method = getattr(type(hook), name, None)
     return method is not None and method is not getattr(Hook, name)
-
-
-def cpu_kernels(cfg: Any, layout: Layout) -> tuple[str, int | None]:
-    """(trainer.cpu_kernels, trainer.cpu_vector_width) resolved for the devices (dlexp/kernels.py).
-    jax.pmap takes no compiler options: asking for anything but XLA's own there is an error."""
-    library, width = of_trainer(cfg, layout.mesh.devices.flat[0].platform, options=not layout.is_pmap)
-    if layout.is_pmap:
-        for key, value, xla_own in (("cpu_kernels", library, "xla"), ("cpu_vector_width", width, XLA_VECTOR_WIDTH)):
-            if value not in (xla_own, None):
-                raise ConfigError(f"trainer.{key}={value} needs a jit-compiled step; jax.pmap takes no compiler "
-                                  f"options: use trainer.parallel=mesh (the same data parallelism) or "
-                                  f"trainer.{key}={xla_own}")
-    return library, width
 
 
 def has_conv(model: nnx.Module) -> bool:
