@@ -1,9 +1,9 @@
 """Orbax checkpoints in <run dir>/checkpoints: save, keep the last k and the best, restore.
 
 One checkpoint is three items: `state` (the task's state pytree: params, rest,
-optimizer, step), `best` (params and rest of the best evaluation so far) and `meta`
-(JSON: the rest of the trainer's `Loop`: step, epoch, best metric, early-stopping
-counters, ...). The batch order is a pure function of (seed, epoch) and dropout keys
+optimizer, step; stacked along a leading axis for copies), `best` (params and rest of
+the best evaluation so far) and `meta` (JSON: the rest of the loop's `Loop`: step,
+epoch, each copy's best metric and status, early-stopping counters, ...). The batch order is a pure function of (seed, epoch) and dropout keys
 are fold_in(key, step), so these items resume a run exactly. Because every checkpoint
 carries the best parameters, keeping the last k checkpoints keeps the best as well,
 whatever the eval and save cadences (evaluation and inference restore `best`).
@@ -27,7 +27,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.hooks import Hook
 
 log = logging.getLogger("dlexp")
 logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save and thread at INFO
@@ -179,125 +178,10 @@ def json_safe(x: Any) -> Any:
     return x
 
 
-def json_float(x: Any) -> Any:
-    """The inverse of json_safe for one number ('nan' -> nan)."""
+def json_restored(x: Any) -> Any:
+    """The inverse of json_safe ('nan' -> nan, in nested dicts and lists too)."""
+    if isinstance(x, dict):
+        return {k: json_restored(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [json_restored(v) for v in x]
     return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
-
-
-# ---------------------------------------------------------------------------- the hook
-
-# The Loop fields a checkpoint's meta holds (the state pytree is its own item).
-LOOP_FIELDS = ("step", "epoch", "best_value", "best_step", "best_val", "last_train", "last_val", "extra", "status")
-
-
-def loop_meta(loop: Any, plan: Any, seed: int, objective: tuple[str, str]) -> dict:
-    meta = {f: getattr(loop, f) for f in LOOP_FIELDS}
-    meta.update(seed=seed, objective=list(objective),
-                plan={"batch_size": plan.batch_size, "steps_per_epoch": plan.steps_per_epoch,
-                      "total_steps": plan.total_steps})
-    return meta
-
-
-def apply_meta(loop: Any, meta: dict) -> None:
-    for f in LOOP_FIELDS:
-        value = meta[f]
-        setattr(loop, f, {k: json_float(v) for k, v in value.items()} if f in ("best_val", "last_train", "last_val")
-                else json_float(value))
-    loop.status = "running"
-
-
-def check_resumable(meta: dict, plan: Any, seed: int, directory: str) -> None:
-    """A resumed run must draw the same batches: same seed, batch size and epoch length."""
-    if meta["seed"] != seed:
-        raise ConfigError(f"seed={seed}, but the checkpoint in {directory} was trained with seed={meta['seed']}; "
-                          "resume with the same seed, or start in another run dir")
-    saved = meta["plan"]
-    for key, name in (("batch_size", "trainer.batch_size"), ("steps_per_epoch", "steps per epoch")):
-        if saved[key] != getattr(plan, key):
-            raise ConfigError(f"{name} is {getattr(plan, key)}, but the checkpoint in {directory} was trained with "
-                              f"{saved[key]}; resume with the same data and trainer.batch_size, or start in another run dir")
-    if saved["total_steps"] != plan.total_steps:
-        log.warning("resuming a run planned for %d steps with %d steps: the learning-rate schedule changes",
-                    saved["total_steps"], plan.total_steps)
-
-
-def _unreplicate(layout: Any, tree: Any) -> Any:
-    """The state as one copy (pmap keeps one per device)."""
-    return layout.unreplicate(tree) if getattr(layout, "is_pmap", False) else tree
-
-
-def _place(layout: Any, tree: Any) -> Any:
-    return layout.place_state(tree) if getattr(layout, "is_pmap", False) else tree
-
-
-@jax.jit
-def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-class CheckpointHook(Hook):
-    """Saves at the configured cadence (at most once per `min_interval_s`), when the loop stops
-    and at the end; restores the latest checkpoint on start.
-
-    `resume_from` is the run dir whose checkpoints to continue from (the run's own by
-    default; another with trainer.resume, whose checkpoints are then only read).
-    """
-
-    def __init__(self, run_dir: str, cfg: Any, *, seed: int, resume_from: str | None = None):
-        self.cfg, self.seed = cfg, seed
-        self.store = Checkpoints(run_dir, keep=int(cfg.keep), async_save=bool(cfg.async_save))
-        same = resume_from is None or checkpoint_dir(resume_from) == self.store.directory
-        self.source = self.store if same else Checkpoints(resume_from, read_only=True)
-        self.saved_step, self.saved_epoch, self.saved_at = 0, 0, time.monotonic()
-        self.resumed_from: int | None = None
-        for key in ("every_steps", "every_epochs"):
-            value = getattr(cfg, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"trainer.checkpoint.{key}={value} must be at least 1 (or null: off)")
-
-    def on_start(self, ctx: Any, loop: Any) -> None:
-        if self.source.steps():
-            self.restore(ctx, loop)
-        self.saved_step, self.saved_epoch = loop.step, loop.epoch
-
-    def restore(self, ctx: Any, loop: Any) -> None:
-        abstract = abstract_of(_unreplicate(ctx.layout, loop.state))
-        step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
-        check_resumable(meta, ctx.plan, self.seed, self.source.directory)
-        if self.source is self.store:
-            self.store.set_aside(after=step)
-        loop.state = _place(ctx.layout, state)
-        apply_meta(loop, meta)
-        loop.best_state = (best["params"], best["rest"]) if loop.best_step >= 0 else None
-        self.resumed_from = step
-        log.info("resumed from the checkpoint at step %d (epoch %d) in %s", step, loop.epoch, self.source.directory)
-
-    def on_step(self, ctx: Any, loop: Any) -> None:
-        cfg = self.cfg
-        due = loop.stop or loop.step >= ctx.plan.total_steps
-        if not due and time.monotonic() - self.saved_at >= (cfg.min_interval_s or 0):
-            due = bool(cfg.every_steps and loop.step // cfg.every_steps > self.saved_step // cfg.every_steps) or bool(
-                cfg.every_epochs and loop.epoch // cfg.every_epochs > self.saved_epoch // cfg.every_epochs)
-        if due and loop.step != self.saved_step:
-            self.save(ctx, loop)
-
-    def save(self, ctx: Any, loop: Any) -> None:
-        state = _unreplicate(ctx.layout, loop.state)
-        if not bool(_all_finite(state["params"])):
-            log.warning("not saving step %d: its parameters are not finite (the last checkpoint stays)", loop.step)
-            return
-        params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])
-        self.store.save(loop.step, state, {"params": params, "rest": rest},
-                        loop_meta(loop, ctx.plan, self.seed, ctx.objective))
-        self.saved_step, self.saved_epoch, self.saved_at = loop.step, loop.epoch, time.monotonic()
-
-    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
-        self.store.wait()
-        summary["checkpoint"] = {"dir": self.store.directory, "steps": self.store.steps(),
-                                 "resumed_from_step": self.resumed_from}
-        self.close()
-
-    def close(self) -> None:
-        """Waits for the last asynchronous save (also after a failure, so it is not cut off)."""
-        self.store.close()

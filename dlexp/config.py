@@ -23,46 +23,41 @@ from hydra.core.config_store import ConfigStore
 from dlexp.errors import ConfigError
 
 
-def enum_value(v: Any) -> Any:
-    """A structured config's enum member as its plain value (a plain value passes through)."""
-    return getattr(v, "value", v)
-
-
-class Parallel(enum.Enum):
+class Parallel(enum.StrEnum):
     auto = "auto"  # mesh over every local device when that pays, else single
     single = "single"  # one device
     mesh = "mesh"  # jax.jit over a ("data",) mesh, batch sharded, state replicated
     pmap = "pmap"  # the classic per-device replicated path
 
 
-class CpuKernels(enum.Enum):
+class CpuKernels(enum.StrEnum):
     xla = "xla"  # XLA's own choice of kernels
-    ynn_dots = "ynn_dots"  # only matrix products through YNNPACK, convolutions on XLA's own (dlexp/kernels.py)
+    ynn_dots = "ynn_dots"  # only matrix products through YNNPACK (dlexp/loop/xla_cpu.py)
 
 
-class Schedule(enum.Enum):
+class Schedule(enum.StrEnum):
     constant = "constant"
     cosine = "cosine"
     warmup_cosine = "warmup_cosine"
 
 
-class Task(enum.Enum):
+class Task(enum.StrEnum):
     auto = "auto"  # the data set's own task (its label decides when it has none)
     classification = "classification"
     regression = "regression"
 
 
-class Mode(enum.Enum):
+class Mode(enum.StrEnum):
     min = "min"
     max = "max"
 
 
-class NanPolicy(enum.Enum):
-    stop = "stop"  # raise naming the step; the last good checkpoint stays
+class NanPolicy(enum.StrEnum):
+    stop = "stop"  # raise naming the step (copies: mark the copy failed); the last good checkpoint stays
     skip = "skip"  # skip the update, count the skips
 
 
-class Precision(enum.Enum):
+class Precision(enum.StrEnum):
     float32 = "float32"
     bfloat16 = "bfloat16"  # compute in bfloat16, parameters and optimizer state in float32
 
@@ -97,16 +92,15 @@ class DistributedConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 10
+    epochs: int = 30
     steps: Optional[int] = None  # when set, train this many steps instead of epochs
-    batch_size: int = 128
+    batch_size: int = 64
     eval_batch_size: int = 1024
     eval_every: Optional[int] = None  # steps between val evaluations; None: once per epoch
-    log_every: int = 50  # steps between train-metric logs (the only host syncs)
+    log_every: int = 20  # steps between train-metric logs (the only host syncs)
     steps_per_call: Any = "auto"  # train steps fused into one compiled call (lax.scan): auto or an int >= 1
     parallel: Parallel = Parallel.auto
     cpu_kernels: CpuKernels = CpuKernels.xla  # which ops XLA CPU hands to YNNPACK (ignored elsewhere)
-    cpu_vector_width: Any = "auto"  # auto | 256 | 512: vector bits of XLA CPU's own loops (ignored elsewhere)
     progress: bool = True  # a progress bar on stderr
     precision: Precision = Precision.float32
     nan_policy: NanPolicy = NanPolicy.stop
@@ -121,8 +115,8 @@ class TrainerConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: Schedule = Schedule.constant
-    warmup_steps: float = 0.0  # < 1: a fraction of all steps; >= 1: a step count
+    name: Schedule = Schedule.warmup_cosine
+    warmup_steps: float = 0.05  # < 1: a fraction of all steps; >= 1: a step count
     final_lr_factor: float = 0.0  # cosine ends at lr * final_lr_factor
 
 
@@ -160,9 +154,11 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    dataset: Any = None
-    model: Any = None
-    optimizer: Any = None
+    """A run's whole config: the one source of defaults (conf/ YAML picks group options and presets)."""
+
+    dataset: dict[str, Any] = field(default_factory=dict)  # `_target_` plus its keyword arguments
+    model: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -175,6 +171,40 @@ class TrainConfig:
     name: Optional[str] = None  # appended to the run dir name
 
 
+def typed(cfg: Any) -> TrainConfig:
+    """The composed config as typed objects, once, at the entry point; a value left `???`
+    is named."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    if isinstance(cfg, TrainConfig):
+        return cfg
+    try:
+        out = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{e.full_key} must be set, e.g. {e.full_key}=...") from None
+    if not isinstance(out, TrainConfig):  # composed without the schema (a saved run's config.yaml)
+        out = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
+    return out
+
+
+def seed_list(seeds: Any, base: int) -> list[int]:
+    """`trainer.seeds`: a count n (seeds base .. base+n-1) or an explicit list."""
+    if isinstance(seeds, bool):
+        raise ConfigError(f"trainer.seeds={seeds!r} must be a count (4) or a list of seeds ([0,1,2,3])")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"trainer.seeds={seeds} must be at least 1 (or a list of seeds)")
+        return [base + i for i in range(seeds)]
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise ConfigError(f"trainer.seeds={seeds!r} must be a count (4) or a list of integer seeds ([0,1,2,3])") from None
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"trainer.seeds={out} must be a non-empty list of distinct seeds")
+    return out
+
+
 def register_configs() -> None:
     """Make `train_schema` known to Hydra (conf/train.yaml lists it first) and the
     `suffix` resolver that appends `_<name>` to run dir names when a name is set."""
@@ -184,7 +214,7 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("suffix"):
         OmegaConf.register_new_resolver("suffix", lambda name: f"_{name}" if name else "")
     if not OmegaConf.has_resolver("optuna_direction"):  # objective.mode -> Optuna's direction
-        OmegaConf.register_new_resolver("optuna_direction", lambda mode: f"{getattr(mode, 'value', mode)}imize")
+        OmegaConf.register_new_resolver("optuna_direction", lambda mode: f"{mode}imize")
 
 
 # --------------------------------------------------------------------------- targets
@@ -288,19 +318,21 @@ def _qualname(fn: Any) -> str:
 
 
 def target_kwargs(node: Any, key: str) -> tuple[Any, dict]:
-    """Splits a `_target_` config node into (imported callable, plain kwargs)."""
+    """Splits a `_target_` config node (a dict, or a DictConfig) into (imported callable, plain kwargs)."""
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import MissingMandatoryValue
 
-    if not isinstance(node, DictConfig) or "_target_" not in node:
+    if isinstance(node, DictConfig):
+        missing = [f"{key}.{k}" for k in node if OmegaConf.is_missing(node, k)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
+        try:
+            node = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+        except MissingMandatoryValue as e:
+            raise ConfigError(f"{key}: {e}") from None
+    if not isinstance(node, dict) or "_target_" not in node:
         raise ConfigError(f"{key} needs a `_target_` (choose a {key} group option, e.g. {key}=...)")
-    missing = [f"{key}.{k}" for k in node if OmegaConf.is_missing(node, k)]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
-    try:
-        data = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-    except MissingMandatoryValue as e:
-        raise ConfigError(f"{key}: {e}") from None
+    data = dict(node)
     path = data.pop("_target_")
     data.pop("_partial_", None)
     return import_target(path, key), data

@@ -8,14 +8,14 @@ rows, in its own sub-run dir `fold_<i>/`. The objective a sweeper sees is the me
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import enum_value
+from dlexp.config import CVConfig, TrainConfig
 from dlexp.data.dataset import Dataset
 from dlexp.data.splits import kfold
 from dlexp.errors import ConfigError
@@ -36,12 +36,10 @@ def fold_datasets(data: Dataset, k: int, seed: int) -> Iterator[Dataset]:
         yield data.resplit({"train": np.sort(pool[~held]), "val": np.sort(pool[held]), "test": data.rows["test"]})
 
 
-def fit_folds(cfg: DictConfig, run_dir: str, data: Dataset, run_one: Callable, writers: Any) -> dict[str, Any]:
+def fit_folds(cfg: TrainConfig, run_dir: str, data: Dataset, run_one: Callable, writers: Any) -> dict[str, Any]:
     """Trains one model per fold with `run_one(cfg, fold_dir, data)` and summarizes them."""
     k = int(cfg.trainer.cv.folds)
-    fold_cfg = OmegaConf.to_container(cfg, resolve=False)
-    fold_cfg["trainer"]["cv"]["folds"] = None
-    fold_cfg = OmegaConf.create(fold_cfg)
+    fold_cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, cv=CVConfig(folds=None)))
     folds = []
     for i, fold_data in enumerate(fold_datasets(data, k, cfg.seed)):
         value, summary = run_one(fold_cfg, os.path.join(run_dir, f"fold_{i}"), fold_data)
@@ -58,7 +56,7 @@ def fit_folds(cfg: DictConfig, run_dir: str, data: Dataset, run_one: Callable, w
     status = "completed" if all(math.isfinite(f["objective"] or math.nan) for f in folds) else "failed"
     return {
         "status": status,
-        "objective": {"metric": cfg.objective.metric, "mode": enum_value(cfg.objective.mode),
+        "objective": {"metric": cfg.objective.metric, "mode": cfg.objective.mode,
                       "value": objective["mean"], "std": objective["std"]},
         "cv": {"folds": k, "per_fold": folds, "val": stats["val"], "test": stats["test"]},
         "best": {"val": {m: v["mean"] for m, v in stats["val"].items()}},

@@ -19,7 +19,6 @@ import jax
 import numpy as np
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.config import enum_value
 from dlexp.saved_run import SavedRun, batched, load_run, parse_args
 
 USAGE = "python -m dlexp.evaluate RUN_DIR [split=test|val|train] [path=FILE] [checkpoint=best|last] [dataset.KEY=VALUE ...]"
@@ -65,7 +64,7 @@ def split_arrays(run: SavedRun, split: str) -> tuple[np.ndarray, np.ndarray, np.
         raise ConfigError(f"split={split!r} is not valid; choose one of {', '.join(SPLITS)}")
     cfg = run.cfg
     seed = cfg.seed if cfg.get("data_seed") is None else cfg.data_seed
-    data = load_dataset(cfg.dataset, seed=seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
+    data = load_dataset(cfg.dataset, seed=seed, cache_dir=cfg.paths.cache, task=cfg.task)
     fresh = {k: v for k, v in data.prep.items() if k not in ("source", "report")}
     saved = {k: v for k, v in run.prep_dict.items() if k not in ("source", "report")}
     if json.dumps(fresh, sort_keys=True, default=str) != json.dumps(saved, sort_keys=True, default=str):

@@ -16,14 +16,14 @@ from typing import Any, Callable
 import numpy as np
 import optax
 
-from dlexp.config import check_call, enum_value, parameters, target_kwargs
+from dlexp.config import check_call, parameters, target_kwargs
 from dlexp.errors import ConfigError
 
 OWN_KEYS = ("lr", "clip_norm", "weight_decay", "accumulate")
 
 
 def make_schedule(lr: float, cfg: Any, total_steps: int) -> Callable[[int], float]:
-    name = enum_value(cfg.name)
+    name = cfg.name
     total = max(int(total_steps), 1)
     warmup = cfg.warmup_steps if cfg.warmup_steps >= 1 else cfg.warmup_steps * total
     warmup = int(min(warmup, total - 1)) if total > 1 else 0

@@ -98,12 +98,17 @@ def is_main_process() -> bool:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the state and the batches live."""
+    """Where the state and the batches live.
 
-    kind: str  # "mesh" (also single) or "pmap"
+    kind: "mesh" (one device is a mesh of one), "pmap", or "copies" (a leading axis of
+    `copies` independent states, vmapped, spread over the mesh's devices).
+    """
+
+    kind: str
     mesh: Mesh
     replicated: NamedSharding
-    batch: NamedSharding  # leading axis split over "data"
+    batch: NamedSharding  # leading axis split over "data": batch rows, pmap replicas, or copies
+    copies: int = 0
 
     @property
     def num_devices(self) -> int:
@@ -113,64 +118,85 @@ class Layout:
     def is_pmap(self) -> bool:
         return self.kind == "pmap"
 
+    @property
+    def num_copies(self) -> int:
+        """How many runs the state holds (a single run is one)."""
+        return self.copies if self.kind == "copies" else 1
+
+    @property
+    def platform(self) -> str:
+        return self.mesh.devices.flat[0].platform
+
+    @property
+    def state_sharding(self) -> NamedSharding:
+        return self.replicated if self.kind == "mesh" else self.batch
+
     def place_state(self, state: Any) -> Any:
-        """Host or single-copy state -> the form the compiled step takes."""
+        """One state (copies: the stacked states) -> the form the compiled step takes."""
         if self.is_pmap:  # one copy per device: a leading device axis, sharded over "data"
             n = self.num_devices
             return jax.tree.map(lambda a: jax.device_put(jnp.broadcast_to(a, (n, *jnp.shape(a))), self.batch), state)
-        return jax.device_put(state, self.replicated)
+        return jax.device_put(state, self.state_sharding)
 
     def unreplicate(self, state: Any) -> Any:
-        """The step's form -> one copy of the state (for evaluation and checkpoints)."""
-        if self.is_pmap:  # replica 0, placed like the mesh path's state
+        """The step's form -> the state evaluation and checkpoints use (pmap: replica 0)."""
+        if self.is_pmap:
             return jax.device_put(jax.tree.map(lambda a: a[0], state), self.replicated)
         return state
 
+    def per_copy(self, tree: Any) -> list[Any]:
+        """Host values of the step's form (metric sums) -> one per copy."""
+        if self.kind == "copies":
+            return [jax.tree.map(lambda a: a[i], tree) for i in range(self.copies)]
+        if self.is_pmap:  # sums are added across replicas inside the step: replica 0 holds them
+            return [jax.tree.map(lambda a: a[0], tree)]
+        return [tree]
 
-def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, devices: list | None = None) -> tuple[str, int]:
+
+def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, copies: int = 0,
+                    devices: list | None = None) -> tuple[str, int]:
     """(kind, number of devices) for a run; explains what `auto` picked.
 
     auto: every local accelerator; on CPU, all cores' devices only for models with
-    convolutions (measured on 2 cores: cnn 1.9x faster sharded, mlp 0.6x: XLA's
-    matmuls already use every core of one device, so sharding only adds the all-reduce).
+    convolutions (XLA's matrix products already use every core of one device, so sharding
+    an mlp only adds the all-reduce; docs/performance.md). Copies (trainer.seeds) take the
+    devices the same choice gives and spread over them.
     """
     if parallel not in PARALLEL:
         raise ConfigError(f"trainer.parallel={parallel!r}; valid: {', '.join(PARALLEL)}")
+    if copies and parallel == "pmap":
+        raise ConfigError("trainer.seeds trains its copies in one jit-compiled program, which trainer.parallel=pmap "
+                          "cannot hold; use trainer.parallel=auto, single or mesh")
     devices = devices if devices is not None else jax.local_devices()
     n = len(devices)
+    kind = "copies" if copies else None
     if parallel == "single":
-        return "mesh", 1
+        return kind or "mesh", 1
     if jax.process_count() > 1:  # several processes: one mesh over all of them
         if parallel == "pmap":
             raise ConfigError("trainer.parallel=pmap runs in one process; use mesh (or auto) across processes")
-        return "mesh", jax.device_count()
+        return kind or "mesh", jax.device_count()
     if parallel in ("mesh", "pmap"):
-        return parallel, n
+        return kind or parallel, n
     on_cpu = devices[0].platform == "cpu"
     want = n if (not on_cpu or has_conv) else 1
-    if want > 1 and batch_size % want:
+    if want > 1 and not copies and batch_size % want:
         log.info("parallel=auto: batch %d does not split over %d devices; using one", batch_size, want)
         want = 1
-    return "mesh", want
+    return kind or "mesh", want
 
 
-def make_layout(kind: str, num_devices: int) -> Layout:
-    """A mesh over `num_devices` local devices; over every process's devices when distributed."""
+def make_layout(kind: str, num_devices: int, copies: int = 0) -> Layout:
+    """A mesh over `num_devices` local devices (over every process's devices when
+    distributed); copies spread over the devices only when they divide evenly."""
     if jax.process_count() > 1:
         devices = jax.devices()
     else:
+        if kind == "copies" and copies % num_devices:
+            num_devices = 1
         devices = jax.local_devices()[:num_devices]
     mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
-    return Layout(kind, mesh, NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
-
-
-def check_batch(batch_size: int, layout: Layout, key: str = "trainer.batch_size") -> None:
-    n = layout.num_devices
-    if batch_size % n:
-        raise ConfigError(
-            f"{key}={batch_size} does not split over {n} devices; use a multiple of {n} "
-            f"(e.g. {max(n, batch_size // n * n)}) or trainer.parallel=single"
-        )
+    return Layout(kind, mesh, NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), copies)
 
 
 def device_summary() -> list[dict[str, Any]]:

@@ -1,26 +1,17 @@
-"""Images into TensorBoard: what a run's numbers cannot show.
+"""Figures for TensorBoard and reports, drawn with matplotlib off-screen (the hooks that
+write them: dlexp/hooks/plots.py).
 
-Hooks (`plot_hooks`, on when `logger.tensorboard` and `logger.plots` are true), each
-active only for the task it fits:
-  classification  at the end, on the test split with the best state: the confusion
-                  matrix, ROC curves (binary, or one-vs-rest per class) and, for image
-                  data, sample predictions (image, true, predicted; wrong ones in red)
-  regression      at the end: predicted against true on test; for forecasting, a few
-                  test windows with their true and predicted horizons
-  gan             at each evaluation: samples of one fixed noise batch as a grid
-  autoencoder     at each evaluation: val images (top row) and their reconstructions
-Tags: plots/confusion_matrix, plots/roc, plots/predictions, samples/generated,
-samples/reconstructions. Figures are drawn with matplotlib off-screen.
+Tags: plots/confusion_matrix, plots/roc, plots/predictions, plots/forecasts,
+samples/generated, samples/reconstructions.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
 
-from dlexp.hooks import Hook
 
 CHUNK = 256  # predictions in fixed-size chunks: one compiled shape
 GRID_SCALE = 4  # nearest-neighbour upscaling of small images (8x8 digits) so they are visible
@@ -162,7 +153,7 @@ def forecast_figure(history: np.ndarray, true: np.ndarray, pred: np.ndarray) -> 
     return figure_to_array(fig)
 
 
-# ---------------------------------------------------------------------------- hooks
+# ---------------------------------------------------------------------------- predictions
 
 
 def predict_all(fn: Callable, params, rest, x: np.ndarray) -> np.ndarray:
@@ -178,93 +169,3 @@ def predict_all(fn: Callable, params, rest, x: np.ndarray) -> np.ndarray:
 
 def is_image(shape: Sequence[int]) -> bool:
     return len(shape) == 3 and shape[-1] in (1, 3)
-
-
-class ClassificationPlots(Hook):
-    def __init__(self, samples: int = 16):
-        self.samples = samples
-
-    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
-        if ctx.task.name != "classification":
-            return
-        from dlexp.tasks.base import make_predict
-
-        x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
-        w = ctx.data.sample_weights("test")  # None: every row counts 1
-        from dlexp.metrics import class_log_odds
-
-        logits = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x)
-        pred = logits.argmax(1)
-        classes = list(ctx.task.classes or range(logits.shape[1]))
-        cm = np.zeros((len(classes), len(classes)))
-        np.add.at(cm, (y, pred), 1 if w is None else w)
-        step = loop.step
-        ctx.writers.image("plots/confusion_matrix", confusion_figure(cm, classes), step)
-        ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes, w), step)
-        if is_image(x.shape[1:]):
-            k = min(self.samples, len(x))
-            ctx.writers.image("plots/predictions", predictions_figure(x[:k], y[:k], pred[:k], classes), step)
-
-
-class RegressionPlots(Hook):
-    def __init__(self, windows: int = 4):
-        self.windows = windows
-
-    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
-        if ctx.task.name not in ("regression", "forecasting"):
-            return
-        from dlexp.tasks.base import make_predict
-
-        mean, std = ctx.task.target_scale
-        x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
-        pred = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x).reshape(y.shape) * std + mean
-        true = y * std + mean
-        ctx.writers.image("plots/predictions", regression_figure(true.ravel(), pred.ravel()), loop.step)
-        if ctx.task.name == "forecasting" and x.ndim >= 2:
-            idx = np.linspace(0, len(x) - 1, min(self.windows, len(x))).astype(int)
-            history = x[idx, :, 0] if x.ndim == 3 else x[idx]  # the first input column: the series itself
-            ctx.writers.image("plots/forecasts", forecast_figure(history * std + mean, true[idx], pred[idx]), loop.step)
-
-
-class GANSamples(Hook):
-    """Samples of one fixed noise batch at each evaluation: the same z, so frames compare."""
-
-    def __init__(self, seed: int, count: int = 64):
-        self.seed, self.count, self.sample = seed, count, None
-
-    def on_start(self, ctx: Any, loop: Any) -> None:
-        if ctx.task.name != "gan" or not is_image(ctx.data.input_shape):
-            return
-        self.z = jax.random.normal(jax.random.key(self.seed + 7919), (self.count, ctx.task.latent))
-        self.sample = jax.jit(ctx.task.make_sampler(ctx.model))
-
-    def on_eval(self, ctx: Any, loop: Any, improved: bool) -> None:
-        if self.sample is not None:
-            images = np.asarray(self.sample(loop.state["params"], loop.state["rest"], self.z))
-            ctx.writers.image("samples/generated", image_grid(images), loop.step)
-
-
-class Reconstructions(Hook):
-    """The first val images (top row) over their reconstructions (bottom row)."""
-
-    def __init__(self, count: int = 8):
-        self.count, self.reconstruct = count, None
-
-    def on_start(self, ctx: Any, loop: Any) -> None:
-        if ctx.task.name != "autoencoder" or not is_image(ctx.data.input_shape):
-            return
-        self.x = np.asarray(ctx.data.x["val"][: self.count])
-        self.reconstruct = jax.jit(ctx.task.make_reconstruct(ctx.model))
-
-    def on_eval(self, ctx: Any, loop: Any, improved: bool) -> None:
-        if self.reconstruct is not None:
-            recon = np.asarray(self.reconstruct(loop.state["params"], loop.state["rest"], self.x))
-            grid = image_grid(np.concatenate([self.x, recon.reshape(self.x.shape)]), cols=len(self.x))
-            ctx.writers.image("samples/reconstructions", grid, loop.step)
-
-
-def plot_hooks(cfg: Any) -> list[Hook]:
-    """The plot hooks of a run (none without TensorBoard, or with logger.plots=false)."""
-    if not (cfg.logger.tensorboard and cfg.logger.get("plots", True)):
-        return []
-    return [ClassificationPlots(), RegressionPlots(), GANSamples(cfg.seed), Reconstructions()]

@@ -19,7 +19,6 @@ import polars as pl
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import enum_value
 from dlexp.errors import ConfigError, DataError
 
 CHOICES = ("best", "last")  # which parameters: the best evaluation's, or the last step's
@@ -81,7 +80,7 @@ class SavedRun:
         from dlexp.build import build_model
         from dlexp.checkpoint import Checkpoints, abstract_of, saved_steps
         from dlexp.tasks import make_task
-        from dlexp.tasks.base import split_model
+        from dlexp.models.split import split_model
 
         if which not in CHOICES:
             raise ConfigError(f"checkpoint={which!r} is not valid; choose one of {', '.join(CHOICES)}")
@@ -99,8 +98,8 @@ class SavedRun:
         sm = type(sm)(sm.train_def, sm.eval_def, restored["params"], restored["rest"], sm.takes_rngs)
         task = make_task(self.prep.task, num_outputs=self.num_outputs(), target_scale=self.target_scale(),
                          classes=self.prep.classes, model=model, loss=self.cfg.get("loss"),
-                         precision=enum_value(self.cfg.trainer.get("precision", "float32")))
-        return sm, task, (meta["best_step"] if which == "best" else step)
+                         precision=self.cfg.trainer.get("precision", "float32"))
+        return sm, task, (meta["copies"][0]["best_step"] if which == "best" else step)
 
 
 def load_run(run_dir: str, dataset_overrides: list[str] = ()) -> SavedRun:

@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import enum_value, register_configs
+from dlexp.config import TrainConfig, register_configs, seed_list, typed
 from dlexp.errors import DlexpError
 
 log = logging.getLogger("dlexp")
@@ -25,14 +25,16 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" i
 register_configs()
 
 
-def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[str, Any]]:
+def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[float, dict[str, Any]]:
     """Trains one run into `run_dir`; returns (objective value, summary). `data`: an
     already prepared data set (a cross-validation fold) instead of cfg.dataset."""
     t0 = time.perf_counter()
+    config_text = OmegaConf.to_yaml(OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg, resolve=True)
+    cfg = typed(cfg)
     from dlexp import parallel
 
     parallel.configure_host(  # before the JAX backend starts
-        enum_value(cfg.trainer.parallel),
+        cfg.trainer.parallel,
         os.path.join(cfg.paths.cache, "jax") if cfg.trainer.compile_cache else None,
         distributed=cfg.trainer.distributed,
     )
@@ -43,9 +45,13 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     from dlexp.data import load_dataset
     from dlexp.data.augment import make_augment
     from dlexp.data.report import report_text
+    from dlexp.hooks import build_hooks
+    from dlexp.jobs import job_resources
+    from dlexp.loop.fit import fit
+    from dlexp.loop.plan import plan_steps
+    from dlexp.models.split import has_conv
     from dlexp.tasks import make_task
-    from dlexp.trainer import fit, has_conv, plan_steps
-    from dlexp.writers import make_writers, summary_table
+    from dlexp.writers import copy_writers, make_writers
 
     os.makedirs(run_dir, exist_ok=True)
     main = parallel.is_main_process()  # only process 0 writes files
@@ -53,19 +59,17 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
     if main:
         resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
         release_run_dir = resume.claim(run_dir)
-    from dlexp.jobs import job_resources
-
-    if main:
         rundir.write_json(os.path.join(run_dir, "run.json"),
                           {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
     writers = make_writers(cfg.logger, run_dir, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
+    per_copy: list = []
     try:
         # -------------------------------------------------------------- data
         data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
         if data is None:  # a cross-validation fold brings its own
-            data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=enum_value(cfg.task))
+            data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=cfg.task)
         if main:
             rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
@@ -78,49 +82,38 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
             summary = {**fit_folds(cfg, run_dir, data, run, writers), "wall_time_s": round(time.perf_counter() - t0, 3)}
             return summary["objective"]["value"], summary
 
-        # -------------------------------------------------------------- model, optimizer, task
-        model = build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=cfg.seed)
-        kind, n_dev = parallel.choose_parallel(enum_value(cfg.trainer.parallel), has_conv=has_conv(model),
-                                               batch_size=min(cfg.trainer.batch_size, data.sizes()["train"]))
-        layout = parallel.make_layout(kind, n_dev)
-        plan = plan_steps(cfg.trainer, data.sizes()["train"], layout.num_devices)
+        # -------------------------------------------------------------- model, layout, optimizer, task
+        copies = cfg.trainer.seeds is not None  # several seeds as copies in one vmapped program
+        seeds = seed_list(cfg.trainer.seeds, cfg.seed) if copies else [cfg.seed]
+        models = [build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=s) for s in seeds]
+        n_train = data.sizes()["train"]
+        kind, n_dev = parallel.choose_parallel(cfg.trainer.parallel, has_conv=has_conv(models[0]),
+                                               batch_size=min(cfg.trainer.batch_size, n_train),
+                                               copies=len(seeds) if copies else 0)
+        layout = parallel.make_layout(kind, n_dev, copies=len(seeds) if copies else 0)
+        plan = plan_steps(cfg.trainer, n_train, 1 if copies else layout.num_devices)
         tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
         task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale,
-                         classes=data.classes, model=model, loss=cfg.loss,
-                         precision=enum_value(cfg.trainer.precision))
-        summary_text = model_summary(model)  # walks the whole graph: once
+                         classes=data.classes, model=models[0], loss=cfg.loss, precision=cfg.trainer.precision)
+        summary_text = model_summary(models[0])  # walks the whole graph: once
         log.info("model:\n%s", summary_text)
-        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)",
+        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)%s",
                  plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.kind,
-                 layout.num_devices, jax.default_backend())
-        writers.text("config", OmegaConf.to_yaml(cfg, resolve=True))
+                 layout.num_devices, jax.default_backend(), f", seeds {seeds}" if copies else "")
+        writers.text("config", config_text)
         writers.text("model", summary_text)
+        per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in seeds] if copies else [writers]
 
         # -------------------------------------------------------------- fit and test
-        objective = (cfg.objective.metric, enum_value(cfg.objective.mode))
-        if cfg.trainer.seeds is not None:  # several seeds as copies in one vmapped program
-            from dlexp.vectorized import train_seeds
-
-            summary = train_seeds(cfg, run_dir, task=task, tx=tx, schedule=schedule, data=data, plan=plan,
-                                  objective=objective, num_devices=layout.num_devices, hparams=hparams_of(cfg))
-            summary["wall_time_s"] = round(time.perf_counter() - t0, 3)
-            return summary["objective"]["value"], summary
-        hooks = build_hooks(cfg, run_dir)
-        result, _best = fit(
-            task=task, model=model, tx=tx, schedule=schedule, data=data, plan=plan, cfg=cfg.trainer,
-            objective=objective, seed=cfg.seed, layout=layout, writers=writers, hooks=hooks,
-            augment=make_augment(data.augment),  # dataset.augment: images, training batches only
-        )
+        objective = (cfg.objective.metric, str(cfg.objective.mode))
+        hooks = build_hooks(cfg, run_dir, copies=copies)
+        result, _best = fit(task=task, models=models, seeds=seeds, tx=tx, schedule=schedule, data=data, plan=plan,
+                            trainer=cfg.trainer, objective=objective, layout=layout, writers=per_copy, hooks=hooks,
+                            augment=make_augment(data.augment))  # dataset.augment: images, training batches only
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
-        final = {f"test/{k}": v for k, v in result["test"].items()}
-        best = {f"best/val/{k}": v for k, v in result["best"]["val"].items()}
-        writers.scalars(result["steps"], best)  # the HParams dashboard reads these tags
-        writers.hparams(hparams_of(cfg), {**final, **best})
+        record_results(summary, per_copy, hparams_of(cfg, plan.batch_size))
         if cfg.logger.console:
-            rows = {"train (last)": result["final"]["train"], "val (best)": result["best"]["val"], "test": result["test"]}
-            rows = {split: {k: v for k, v in m.items() if "/" not in k} for split, m in rows.items()}  # no per-class
-            print(summary_table(rows), file=sys.stderr)
-            print(f"objective {objective[0]} = {result['objective']['value']}  (run dir: {run_dir})", file=sys.stderr)
+            print_results(summary, run_dir)
         return summary["objective"]["value"], summary
     except DlexpError as e:
         summary = {"status": "failed", "error": str(e), "error_type": type(e).__name__}
@@ -134,48 +127,61 @@ def run(cfg: DictConfig, run_dir: str, data: Any = None) -> tuple[float, dict[st
             getattr(h, "close", lambda: None)()
         if main:
             rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
-        writers.close()
+        for w in {id(w): w for w in [writers, *per_copy]}.values():
+            w.close()
         release_run_dir()
 
 
-def build_hooks(cfg: DictConfig, run_dir: str) -> list:
-    """The hooks a run gets from its config (checkpoints, early stopping, plots, ...)."""
-    from dlexp.checkpoint import CheckpointHook
-    from dlexp.inspection import inspection_hooks
-    from dlexp.plots import plot_hooks
-    from dlexp.resume import resume_source
-    from dlexp.stopping import EarlyStopping, Preemption
-
-    hooks: list = [Preemption()]  # SIGTERM / SIGINT: stop after this step, save, status "preempted"
-    if cfg.logger.profile_steps:  # a JAX profiler trace of a few steps (debug=profile)
-        from dlexp.profile import ProfileHook
-
-        hooks.append(ProfileHook(os.path.join(run_dir, "tb"), cfg.logger.profile_steps))
-    hooks += inspection_hooks(cfg)  # histograms, update ratios, embeddings, the test confusion matrix
-    hooks += plot_hooks(cfg)  # confusion matrix, ROC, predictions, GAN samples, reconstructions as images
-    es = cfg.trainer.early_stopping
-    if es.patience is not None:
-        hooks.append(EarlyStopping(es.patience, es.min_delta))
-    source = resume_source(cfg, run_dir)  # this dir's checkpoints, trainer.resume's, or none
-    if cfg.trainer.checkpoint.enabled:  # last: it saves the state the hooks above stopped at
-        hooks.append(CheckpointHook(run_dir, cfg.trainer.checkpoint, seed=cfg.seed, resume_from=source))
-    return hooks
+def copy_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each copy's part of a summary (a single run is its own one copy)."""
+    return summary.get("copies") or [summary]
 
 
-def hparams_of(cfg: DictConfig) -> dict[str, Any]:
-    """The hyperparameters a run is compared by: its command-line overrides plus the key choices."""
+def record_results(summary: dict[str, Any], writers: list, hparams: dict[str, Any]) -> None:
+    """Each copy's best val metrics and its HParams entry (the HParams dashboard reads these tags)."""
+    from dlexp.loop.records import flat_metrics
+
+    for w, c in zip(writers, copy_results(summary)):
+        metrics = flat_metrics(c)
+        w.scalars(summary["steps"], {k: v for k, v in metrics.items() if k.startswith("best/")})
+        w.hparams({**hparams, "seed": c.get("seed", hparams["seed"])}, metrics)
+
+
+def print_results(summary: dict[str, Any], run_dir: str) -> None:
+    from dlexp.writers import summary_table
+
+    headline = lambda m: {k: v for k, v in m.items() if "/" not in k}  # noqa: E731  (no per-class metrics)
+    o = summary["objective"]
+    if "copies" in summary:
+        rows = {f"seed {c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
+                for c in summary["copies"]}
+        rows["mean"] = {k[5:]: v for k, v in summary["mean"].items() if k.startswith("test/") and "/" not in k[5:]}
+        rows["std"] = {k[5:]: v for k, v in summary["std"].items() if k.startswith("test/") and "/" not in k[5:]}
+        print("test metrics of each copy's best state:\n" + summary_table(rows), file=sys.stderr)
+        print(f"objective {o['metric']} = {o['value']} +- {o['std']} over seeds {summary['seeds']}  (run dir: {run_dir})",
+              file=sys.stderr)
+        return
+    rows = {"train (last)": summary["final"]["train"], "val (best)": summary["best"]["val"], "test": summary["test"]}
+    print(summary_table({split: headline(m) for split, m in rows.items()}), file=sys.stderr)
+    print(f"objective {o['metric']} = {o['value']}  (run dir: {run_dir})", file=sys.stderr)
+
+
+def hparams_of(cfg: TrainConfig, batch_size: int) -> dict[str, Any]:
+    """The hyperparameters a run is compared by: its command-line overrides plus the key choices
+    (the batch size the run actually used)."""
     hp: dict[str, Any] = {
         "model": str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
         "dataset": str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1],
         "optimizer": str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1],
         "lr": cfg.optimizer.get("lr"),
-        "batch_size": cfg.trainer.batch_size,
+        "batch_size": batch_size,
         "seed": cfg.seed,
     }
     try:
         for o in HydraConfig.get().overrides.task:
             k, _, v = o.lstrip("+~").partition("=")
-            hp[k] = v
+            if k != "trainer.batch_size":
+                hp[k] = v
     except ValueError:
         pass
     return hp
@@ -186,7 +192,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     from dlexp import jobs
-    from dlexp.stopping import EXIT_PREEMPTED
+    from dlexp.hooks.stopping import EXIT_PREEMPTED
 
     hc = HydraConfig.get()
     run_dir = hc.runtime.output_dir

@@ -142,6 +142,29 @@ def make_writers(cfg: Any, run_dir: str, is_main_process: bool = True) -> Writer
     return Writers(ws)
 
 
+class SeedJsonl(JsonlWriter):
+    """metrics.jsonl rows of one copy of a run, tagged with its seed."""
+
+    def __init__(self, path: str, seed: int):
+        super().__init__(path)
+        self.seed = seed
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        super().scalars(step, {"seed": self.seed, **values})
+
+
+def copy_writers(cfg: Any, run_dir: str, seed: int, is_main_process: bool = True) -> Writers:
+    """One copy's writers (trainer.seeds): its own TensorBoard run tb/seed_<s>, its rows of metrics.jsonl."""
+    if not is_main_process:
+        return Writers()
+    ws: list[Any] = []
+    if cfg.tensorboard:
+        ws.append(TensorBoardWriter(os.path.join(run_dir, "tb", f"seed_{seed}")))
+    if cfg.jsonl:
+        ws.append(SeedJsonl(os.path.join(run_dir, "metrics.jsonl"), seed))
+    return Writers(ws)
+
+
 def summary_table(rows: dict[str, dict[str, float]], file=sys.stderr) -> str:
     """A small aligned table: one row per split, one column per metric."""
     cols: list[str] = []

@@ -2,7 +2,6 @@
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from conftest import CONF
 from dlexp.config import check_call, import_target

@@ -22,7 +22,7 @@ from dlexp.inspection.embeddings import features_and_outputs, metadata_rows, spr
 from dlexp.inspection.layer_stats import applied_update, loss_grads, update_ratios
 from dlexp.models import CNN, MLP, RNN, ResNet, Transformer
 from dlexp.tasks import Classification, Regression
-from dlexp.tasks.base import split_model
+from dlexp.models.split import split_model
 from dlexp.train import run
 
 TINY = ["model=mlp", "model.hidden=[32,16]", "trainer.steps=24", "trainer.eval_every=8", "trainer.log_every=8",

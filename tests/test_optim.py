@@ -26,7 +26,7 @@ def test_schedules():
 
 def test_sgd_momentum_nesterov_and_decay():
     tx, _ = make_optimizer(opt(_target_="optax.sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5),
-                           ScheduleConfig(), 10)
+                           ScheduleConfig(name="constant"), 10)
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
     updates, _ = tx.update({"w": jnp.zeros(3)}, state, params)
@@ -35,26 +35,26 @@ def test_sgd_momentum_nesterov_and_decay():
 
 
 def test_clipping():
-    tx, _ = make_optimizer(opt(_target_="optax.sgd", lr=1.0, clip_norm=1.0), ScheduleConfig(), 10)
+    tx, _ = make_optimizer(opt(_target_="optax.sgd", lr=1.0, clip_norm=1.0), ScheduleConfig(name="constant"), 10)
     params = {"w": jnp.zeros(2)}
     updates, _ = tx.update({"w": jnp.array([30.0, 40.0])}, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], [-0.6, -0.8], rtol=1e-5)
 
 
 def test_adamw_takes_weight_decay_itself():
-    tx, sched = make_optimizer(opt(_target_="optax.adamw", lr=1e-3, weight_decay=1e-2), ScheduleConfig(), 10)
+    tx, sched = make_optimizer(opt(_target_="optax.adamw", lr=1e-3, weight_decay=1e-2), ScheduleConfig(name="constant"), 10)
     assert float(sched(3)) == pytest.approx(1e-3)
 
 
 def test_bad_optimizer_keys_are_named():
     with pytest.raises(ConfigError, match="optimizer.betas is not a parameter of optax.*adam.*valid keys: b1, b2"):
-        make_optimizer(opt(_target_="optax.adam", lr=1e-3, betas=[0.9, 0.99]), ScheduleConfig(), 10)
+        make_optimizer(opt(_target_="optax.adam", lr=1e-3, betas=[0.9, 0.99]), ScheduleConfig(name="constant"), 10)
     with pytest.raises(ConfigError, match="optimizer.lr is missing"):
-        make_optimizer(opt(_target_="optax.adam"), ScheduleConfig(), 10)
+        make_optimizer(opt(_target_="optax.adam"), ScheduleConfig(name="constant"), 10)
     with pytest.raises(ConfigError, match="optimizer.lr=-1 must be a positive number"):
-        make_optimizer(opt(_target_="optax.adam", lr=-1), ScheduleConfig(), 10)
+        make_optimizer(opt(_target_="optax.adam", lr=-1), ScheduleConfig(name="constant"), 10)
     with pytest.raises(ConfigError, match="optimizer._target_='optax.adamm'.*no 'adamm'"):
-        make_optimizer(opt(_target_="optax.adamm", lr=1e-3), ScheduleConfig(), 10)
+        make_optimizer(opt(_target_="optax.adamm", lr=1e-3), ScheduleConfig(name="constant"), 10)
 
 
 def test_logged_learning_rates_are_the_schedule_at_the_log_steps():

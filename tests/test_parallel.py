@@ -1,4 +1,4 @@
-"""single, mesh and pmap on 4 fake CPU devices give the same numbers."""
+"""single, mesh, pmap and copies on 4 fake CPU devices give the same numbers."""
 
 import json
 import os
@@ -29,6 +29,18 @@ with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
             losses = [json.loads(l).get("train/loss") for l in open(run_dir + "/metrics.jsonl")]
             out[f"{kind}_{model}"] = {"losses": [l for l in losses if l is not None], "test": summary["test"],
                                       "devices": summary["devices"], "objective": value}
+    # One seed with augmentation: a single run (one device, and a mesh of 4) and its copy, alone
+    # on one device and among four copies spread over the 4 devices.
+    aug = ["model=cnn", "model.channels=[8]", "model.dense=[16]", "+dataset.augment={flip: true, crop: 1}",
+           "seed=5", "trainer.steps=8", "trainer.log_every=2", "trainer.eval_every=4", "trainer.batch_size=32",
+           "trainer.progress=false", "logger=jsonl", f"paths.cache={sys.argv[2]}"]
+    for name, extra in [("single", ["trainer.parallel=single"]), ("mesh", ["trainer.parallel=mesh"]),
+                        ("copy", ["trainer.seeds=[5]"]), ("copies4", ["trainer.seeds=[5,6,7,8]"])]:
+        cfg = compose("train", overrides=[*aug, *extra])
+        value, summary = run(cfg, f"{sys.argv[3]}/aug_{name}")
+        copy = summary.get("copies", [summary])[0]
+        out[f"aug_{name}"] = {"final": copy["final"]["train"], "test": copy["test"], "best": copy["best"],
+                              "devices": summary["devices"]}
     cfg = compose("train", overrides=["model=mlp", "trainer.parallel=mesh", "trainer.batch_size=30",
                                       "trainer.steps=2", f"paths.cache={sys.argv[2]}", "logger=none"])
     try:
@@ -63,3 +75,15 @@ def test_same_losses_as_single_device(results, kind, model):
 
 def test_batch_that_does_not_split_is_a_clear_error(results):
     assert "trainer.batch_size=30 does not split over 4 devices; use a multiple of 4" in results["bad_batch"]
+
+
+@pytest.mark.parametrize("name", ["mesh", "copy", "copies4"])
+def test_one_seed_is_the_same_run_in_every_layout_with_augmentation(results, name):
+    one, other = results["aug_single"], results[f"aug_{name}"]
+    assert other["devices"] == {"mesh": 4, "copy": 1, "copies4": 4}[name]
+    tol = 2e-4 if name == "mesh" else 1e-5  # the mesh sums the batch in another order
+    assert other["final"]["loss"] == pytest.approx(one["final"]["loss"], rel=tol)
+    assert other["best"]["step"] == one["best"]["step"]
+    for k, v in one["test"].items():
+        if isinstance(v, float):
+            assert other["test"][k] == pytest.approx(v, rel=tol, abs=1e-6), k

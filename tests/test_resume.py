@@ -8,15 +8,16 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import orbax.checkpoint as ocp
 
 from conftest import ROOT, read_json, run_cli
 from dlexp.checkpoint import checkpoint_dir, saved_steps
-from dlexp.stopping import EXIT_PREEMPTED
+from dlexp.hooks.stopping import EXIT_PREEMPTED
 
 STEPS = 300
 # Dropout on, 3 batches per epoch: the resumed run must redraw the same batches and keys.
-ARGS = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=wine", "trainer.batch_size=32",
+BASE_ARGS = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=wine", "trainer.batch_size=32",
         f"trainer.steps={STEPS}", "trainer.eval_every=50", "trainer.log_every=25", "trainer.progress=false",
         "trainer.parallel=single", "logger=jsonl", "logger.console=false", "trainer.checkpoint.every_steps=25",
         "trainer.checkpoint.every_epochs=null", "trainer.checkpoint.min_interval_s=0"]
@@ -63,12 +64,15 @@ def assert_bitwise_equal(a, b, path="state"):
         assert x.tobytes() == y.tobytes(), f"{path} differs"
 
 
-def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache_dir):
+@pytest.mark.parametrize("layout", ["single", "copies"])
+def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache_dir, layout):
+    """A single run, and 4 seeds as copies (their stacked state saved and restored)."""
     ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "interrupted"
-    reference = start_cli([*ARGS, f"hydra.run.dir={ref_dir}"], tmp_path, cache_dir)  # runs alongside
+    args = [*BASE_ARGS, *(["trainer.seeds=4"] if layout == "copies" else [])]
+    reference = start_cli([*args, f"hydra.run.dir={ref_dir}"], tmp_path, cache_dir)  # runs alongside
 
     # 1. SIGTERM (a preemption): saves where it stopped, status "preempted", the requeue exit code.
-    code, out = signal_after_checkpoint(start_cli([*ARGS, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
+    code, out = signal_after_checkpoint(start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
                                         run_dir, 50, signal.SIGTERM)
     assert code == EXIT_PREEMPTED, out[-3000:]
     assert "Traceback" not in out and "preempted at step" in out
@@ -78,14 +82,14 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
     assert 50 <= stopped < STEPS and max(saved_steps(run_dir)) == stopped
 
     # 2. The same command resumes; SIGKILL it mid-way (maybe mid-save: Orbax's temp dir must not count).
-    code, out = signal_after_checkpoint(start_cli([*ARGS, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
+    code, out = signal_after_checkpoint(start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
                                         run_dir, stopped + 75, signal.SIGKILL)
     assert code == -signal.SIGKILL
     killed_at = max(saved_steps(run_dir))
     assert stopped < killed_at < STEPS
 
     # 3. The same command again finishes the run.
-    run_cli([*ARGS, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir, check=True)
+    run_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir, check=True)
     summary = read_json(run_dir / "summary.json")
     assert summary["status"] == "completed" and summary["steps"] == STEPS
     assert summary["checkpoint"]["resumed_from_step"] >= killed_at
@@ -93,7 +97,10 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
     assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
     ref = read_json(ref_dir / "summary.json")
     assert_bitwise_equal(final_state(run_dir), final_state(ref_dir))
-    assert summary["test"] == ref["test"] and summary["best"] == ref["best"]
+    if layout == "copies":
+        assert len(summary["copies"]) == 4 and summary["copies"] == ref["copies"]
+    else:
+        assert summary["test"] == ref["test"] and summary["best"] == ref["best"]
 
 
 def test_a_clashing_run_dir_is_refused_before_hydra_writes_there(tmp_path, cache_dir):

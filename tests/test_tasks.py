@@ -11,7 +11,8 @@ from flax import nnx
 from dlexp.errors import ConfigError
 from dlexp.models import GAN, MLP, Autoencoder
 from dlexp.tasks import Classification, Forecasting, GANTask, Reconstruction, Regression, make_task
-from dlexp.tasks.base import StepOptions, penalty, split_model
+from dlexp.models.split import split_model
+from dlexp.tasks.base import StepOptions, penalty
 
 
 class Loss:  # the `loss` config node

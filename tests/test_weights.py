@@ -24,7 +24,7 @@ from dlexp.data.table import table
 from dlexp.errors import DataError
 from dlexp.models import GAN
 from dlexp.tasks import make_task
-from dlexp.tasks.base import split_model
+from dlexp.models.split import split_model
 
 DEV = SingleDeviceSharding(jax.devices()[0])
 LR = 0.5
@@ -187,7 +187,7 @@ PMAP = r"""
 import json, jax, numpy as np, optax
 from flax import nnx
 from dlexp.tasks import make_task
-from dlexp.tasks.base import split_model
+from dlexp.models.split import split_model
 from dlexp.parallel import split_for_devices
 rng = np.random.default_rng(0)
 x = rng.normal(size=(16, 3)).astype(np.float32)

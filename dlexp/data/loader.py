@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.data.gather import READ_ROWS
+from dlexp.errors import ConfigError
 
 
 def train_targets(data):
@@ -45,6 +47,8 @@ def epoch_order(n: int, seed: int, epoch: int, batch_size: int) -> np.ndarray:
 
 class ResidentLoader:
     """A training split on device plus the per-epoch order to draw batches in."""
+
+    copy_axes = None  # one run: nothing to vmap over
 
     def __init__(self, x: np.ndarray, y, batch_size: int, seed: int, sharding):
         self.n = int(x.shape[0])
@@ -79,6 +83,34 @@ class ResidentLoader:
         """Nothing to stop (a `StreamingLoader` stops its reader thread)."""
 
 
+class CopiesLoader:
+    """One resident training split, read in its own order by each copy (its seed): the
+    order of copy s is the order a single run with seed s draws."""
+
+    copy_axes = (None, None, 0, None)  # x, y and start shared; the order per copy
+
+    def __init__(self, base: ResidentLoader, seeds, sharding):
+        self.base, self.seeds, self.sharding = base, list(seeds), sharding
+        self.n, self.batch_size, self.steps_per_epoch = base.n, base.batch_size, base.steps_per_epoch
+        self._epoch, self._orders = None, None
+
+    def example(self):
+        return self.base.example()
+
+    def call_args(self, epoch: int, start: int, n: int):
+        if epoch != self._epoch:
+            orders = np.stack([epoch_order(self.n, s, epoch, self.batch_size) for s in self.seeds])
+            self._epoch, self._orders = epoch, jax.device_put(orders, self.sharding)
+        x, y, _, start_ = self.base.call_args(epoch, start, n)
+        return (x, y, self._orders, start_)
+
+    def batch(self, args, i, shard=None):
+        return self.base.batch(args, i, shard)
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
 def take_batch(x, y, order, i, batch_size: int, shard=None):
     """Inside jit: rows order[i*B:(i+1)*B] of the resident arrays.
 
@@ -96,8 +128,16 @@ def take_rows(y, idx):
     return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y)
 
 
-def make_loader(data, batch_size: int, seed: int, sharding, steps_per_call: int = 1, buffer_mb: float = 256.0):
-    """The train loader a data set asks for: streamed when its train split stays on disk."""
+def make_loader(data, batch_size: int, seed: int, sharding, steps_per_call: int = 1, buffer_mb: float = 256.0,
+                copies: tuple[list[int], Any] | None = None):
+    """The train loader a data set asks for: streamed when its train split stays on disk.
+    `copies`: (seeds, their sharding): one resident split, read in each seed's order by its copy."""
+    if copies is not None:
+        if data.stream is not None:
+            raise ConfigError("trainer.seeds trains copies on a resident train split; this data set streams it "
+                              "from disk (dataset.stream): unset one of the two")
+        base = ResidentLoader(data.x["train"], train_targets(data), batch_size, seed, sharding)
+        return CopiesLoader(base, *copies)
     if data.stream is not None:
         return StreamingLoader(data.stream, train_targets(data), batch_size, seed, sharding, steps_per_call, buffer_mb)
     return ResidentLoader(data.x["train"], train_targets(data), batch_size, seed, sharding)
@@ -112,6 +152,8 @@ class StreamingLoader:
     puts them on device ahead of the loop (a queue of `prefetch` calls). Memory stays
     at about one window plus the queue, whatever the file's size.
     """
+
+    copy_axes = None
 
     def __init__(self, stream, y, batch_size: int, seed: int, sharding, steps_per_call: int = 1,
                  buffer_mb: float = 256.0, prefetch: int = 2):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from dlexp.hooks import Hook
 
 CHUNK = 256  # one compiled shape: the last chunk is padded with zero-weight rows
 
@@ -36,18 +35,3 @@ def confusion_matrix(eval_step, params, rest, x: np.ndarray, y: np.ndarray,
         cm = np.asarray(jax.device_get(sums["confusion"]))
         total = cm if total is None else total + cm
     return total
-
-
-class TestConfusion(Hook):
-    def on_end(self, ctx, loop, summary: dict) -> None:
-        if ctx.data.task != "classification":
-            return
-        params, rest = loop.best_state
-        weights = ctx.data.sample_weights("test")
-        cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"],
-                              weights)
-        if cm is not None:
-            classes = ctx.data.classes or list(range(cm.shape[0]))
-            matrix = cm.round().astype(int).tolist() if weights is None else cm.round(6).tolist()
-            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": matrix,
-                                    "weighted": weights is not None}

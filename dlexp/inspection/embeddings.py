@@ -18,11 +18,9 @@ from __future__ import annotations
 import logging
 import math
 
-import jax
 import numpy as np
 from flax import nnx
 
-from dlexp.hooks import Hook
 from dlexp.tasks import Classification, Regression
 
 log = logging.getLogger("dlexp")
@@ -88,25 +86,3 @@ def unscale(x: np.ndarray, prep: dict) -> np.ndarray:
     elif scale == "minmax":
         flat = flat * np.array([stats[f]["range"] for f in feats]) + np.array([stats[f]["min"] for f in feats])
     return flat.reshape(x.shape).astype(np.float32)
-
-
-class Embeddings(Hook):
-    """Writes the projector data once, at the end of a run, from the best state."""
-
-    def __init__(self, samples: int = 500, seed: int = 0):
-        self.samples = int(samples)
-        self.seed = seed
-
-    def on_end(self, ctx, loop, summary: dict) -> None:
-        data = ctx.data
-        idx = sample_indices(len(data.x["val"]), self.samples, self.seed)
-        x, y = data.x["val"][idx], data.y["val"][idx]
-        params, rest = loop.best_state
-        graphdef = ctx.model.eval_def
-        if not callable(getattr(nnx.merge(graphdef, params, rest), "features", None)):
-            log.info("embeddings: the model has no features(x); the projector shows its outputs instead")
-        forward = jax.jit(lambda p, r, xb: features_and_outputs(graphdef, p, r, xb))
-        feats, out = jax.device_get(forward(params, rest, x))
-        header, rows = metadata_rows(ctx.task, y, np.asarray(out), data.classes, data.target_scale)
-        images = sprite_images(x, data.prep)
-        ctx.writers.embedding(TAG, np.asarray(feats), rows, header, images, loop.step)

@@ -19,7 +19,7 @@ the penalties of `loss.l1` / `loss.l2` are left out of them: they show the data'
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +27,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-from dlexp.hooks import Hook
-from dlexp.tasks import Task
 
 log = logging.getLogger("dlexp")
 
@@ -68,58 +66,3 @@ def update_ratios(params: Any, updates: Any) -> dict[str, float]:
     total_p = float(optax.tree.norm(params))
     ratios["train/update_ratio"] = float(optax.tree.norm(updates)) / max(total_p, 1e-12)
     return ratios
-
-
-def one_copy(ctx, state: Any) -> Any:
-    """The state as one copy (a pmap run carries one per device)."""
-    unreplicate = getattr(ctx.layout, "unreplicate", None)
-    return unreplicate(state) if unreplicate else state
-
-
-class LayerStats(Hook):
-    """Histograms and update ratios every `every` steps (checked at each train log)."""
-
-    def __init__(self, every: int, make_tx: Callable[[int], optax.GradientTransformation], seed: int = 0):
-        self.every = max(int(every), 1)
-        self.make_tx = make_tx  # total steps -> the run's optimizer (rebuilt: the hook has no handle on it)
-        self.seed = seed
-        self.update_fn = self.grads_fn = None
-        self.last = None
-
-    def on_start(self, ctx, loop) -> None:
-        task, sm = ctx.task, ctx.model
-        train_step = task.make_train_step(sm, self.make_tx(ctx.plan.total_steps))
-        self.update_fn = jax.jit(lambda state, x, y, key: applied_update(train_step, state, x, y, key))
-        if type(task).make_train_step is Task.make_train_step:
-            self.grads_fn = jax.jit(lambda p, r, x, y, key: loss_grads(task, sm, p, r, x, y, key))
-        else:
-            log.info("inspection: %s has its own train step; no gradient histograms (params and updates only)",
-                     task.name)
-        self.write(ctx, loop)  # the initialization, before the first step
-
-    def on_log(self, ctx, loop) -> None:
-        if loop.step // self.every > self.last // self.every:
-            self.write(ctx, loop)
-
-    def write(self, ctx, loop) -> None:
-        self.last = step = loop.step
-        state = one_copy(ctx, loop.state)
-        x, y = self.batch(ctx, step)
-        key = jax.random.fold_in(jax.random.key(self.seed), step)
-        params = jax.device_get(state["params"])
-        for path, value in leaf_paths(params):
-            ctx.writers.histogram(f"params/{path}", np.asarray(value), step)
-        if self.grads_fn is not None:
-            grads = jax.device_get(self.grads_fn(state["params"], state["rest"], x, y, key))
-            for path, value in leaf_paths(grads):
-                ctx.writers.histogram(f"grads/{path}", np.asarray(value), step)
-        updates = jax.device_get(self.update_fn(state, x, y, key))
-        ctx.writers.scalars(step, update_ratios(params, updates))
-
-    def batch(self, ctx, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """A training batch drawn by step number: the same batches on a rerun."""
-        split = "train" if ctx.data.x["train"] is not None else "val"  # a streamed train split stays on disk
-        x, y = ctx.data.x[split], ctx.data.y[split]
-        n = min(ctx.plan.batch_size, len(x))
-        idx = np.sort(np.random.default_rng((self.seed, step)).choice(len(x), n, replace=False))
-        return x[idx], y[idx]

@@ -16,7 +16,8 @@ from typing import Callable
 import jax.numpy as jnp
 
 from dlexp.metrics import divisor
-from dlexp.tasks.base import SplitModel, Task, make_predict
+from dlexp.models.split import SplitModel
+from dlexp.tasks.base import Task, make_predict
 
 
 @dataclass(frozen=True, kw_only=True)

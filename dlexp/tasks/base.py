@@ -18,14 +18,15 @@ sums are weighted by w; without weights the step is the plain mean, unchanged.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+
+from dlexp.models.split import SplitModel
 
 
 @dataclass(frozen=True)
@@ -67,31 +68,6 @@ class Task:
 
     def make_eval_step(self, sm: "SplitModel") -> Callable:
         return make_eval_step(self, sm)
-
-
-@dataclass(frozen=True)
-class SplitModel:
-    """A model as static graphdefs (train and eval mode) plus its initial state."""
-
-    train_def: Any
-    eval_def: Any
-    params: dict
-    rest: dict
-    takes_rngs: bool
-
-
-def split_model(model: nnx.Module) -> SplitModel:
-    model.train()
-    train_def, params, rest = nnx.split(model, nnx.Param, ...)
-    model.eval()
-    eval_def = nnx.split(model, nnx.Param, ...)[0]
-    model.train()
-    takes_rngs = "rngs" in inspect.signature(type(model).__call__).parameters
-    return SplitModel(train_def, eval_def, nnx.to_pure_dict(params), nnx.to_pure_dict(rest), takes_rngs)
-
-
-def count_params(params: dict) -> int:
-    return int(sum(x.size for x in jax.tree.leaves(params)))
 
 
 # ---------------------------------------------------------------------------- precision, penalties
@@ -166,7 +142,7 @@ def weight_total(w, axis_name: str | None = None):
 
 def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation,
                     axis_name: str | None = None) -> Callable:
-    """(state, x, y, key, norm=None) -> (state, metric sums): one optimizer update on one batch.
+    """(state, x, y, key, norm=True) -> (state, metric sums): one optimizer update on one batch.
 
     Under `pmap`, `axis_name` names the device axis: gradients are averaged and
     metric sums added across it, so every replica applies the same update.
@@ -174,7 +150,7 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
     """
     opts = task.opts
 
-    def train_step(state, x, y, key, norm=None):
+    def train_step(state, x, y, key, norm=True):
         y, w = unpack_targets(y)
         targets = task.targets(x, y)
         total = None if w is None else weight_total(w, axis_name)
@@ -201,15 +177,10 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
 
 
 def grad_norm_of(grads, norm) -> dict:
-    """{"grad_norm": the global gradient norm}. `norm=None`: at every step. Otherwise this
-    step's norm or 0, with "grad_norm_n" (1 or 0) counting the steps measured, so the
-    steps of a window add up to the same sums either way; `norm` is then a Python bool
-    (fixed when traced) or a traced one (a `lax.cond` skips the pass when False).
-
-    The norm is one more pass over every gradient (5-6% of the benchmark mlp's step on
-    CPU), so the trainer takes it at the log steps only (`dlexp.trainer`, train_calls)."""
-    if norm is None:
-        return {"grad_norm": optax.tree.norm(grads)}
+    """{"grad_norm": the global gradient norm or 0, "grad_norm_n": 1 or 0}. The norm is one
+    more pass over every gradient, so the loop takes it only where it is read (a log step,
+    or every step when the non-finite guard needs it). `norm`: a Python bool, or a traced
+    one (a `lax.cond` then skips the pass)."""
     zero = lambda g: jnp.zeros((), jnp.float32)  # noqa: E731
     if isinstance(norm, bool):
         value = optax.tree.norm(grads) if norm else zero(grads)

@@ -24,7 +24,8 @@ from flax import nnx
 
 from dlexp.errors import DataError
 from dlexp.metrics import divisor
-from dlexp.tasks.base import SplitModel, Task, apply, cast_floats, grad_norm_of
+from dlexp.models.split import SplitModel
+from dlexp.tasks.base import Task, apply, cast_floats, grad_norm_of
 
 EVAL_NOISE_SEED = 0  # evaluation draws the same noise every time: its losses are comparable across steps
 
@@ -62,7 +63,7 @@ class GANTask(Task):
     def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         dtype = self.opts.compute_dtype
 
-        def train_step(state, x, y, key, norm=None):
+        def train_step(state, x, y, key, norm=True):
             if isinstance(y, dict):  # targets with sample weights (dlexp.tasks.base.unpack_targets)
                 raise DataError("dataset.weight is set, but the GAN task does not use sample weights; "
                                 "remove dataset.weight (or set it to null)")

@@ -1,6 +1,6 @@
 """Hooks that end training early: early stopping on the objective, and preemption signals.
 
-Both only set `loop.stop` (and the status); the checkpoint hook, called after them,
+Both only set `loop.stop`, a copy's status or the run's; the checkpoint hook, called after them,
 saves the state the loop stopped at. Their own counters live in `loop.extra`, so a
 checkpoint keeps them and a resumed run stops when the uninterrupted one would.
 """
@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from dlexp.errors import ConfigError
-from dlexp.hooks import Hook
+from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
 
@@ -24,7 +24,10 @@ EXIT_PREEMPTED = 75
 
 
 class EarlyStopping(Hook):
-    """Stops after `patience` evaluations without an improvement of at least `min_delta`."""
+    """Stops a copy after `patience` evaluations without an improvement of at least `min_delta`;
+    a stopped copy keeps its state, and the run ends when every copy has stopped."""
+
+    copies_ok = True
 
     def __init__(self, patience: int, min_delta: float = 0.0):
         if patience < 1:
@@ -33,20 +36,23 @@ class EarlyStopping(Hook):
             raise ConfigError(f"trainer.early_stopping.min_delta={min_delta} must be >= 0")
         self.patience, self.min_delta = int(patience), float(min_delta)
 
-    def on_eval(self, ctx: Any, loop: Any, improved: bool) -> None:
+    def on_eval(self, ctx: Any, loop: Any, improved: list[bool]) -> None:
         metric, mode = ctx.objective
-        split, _, name = metric.partition("/")
-        value = (loop.last_val if split == "val" else loop.last_train).get(name, float("nan"))
-        s = loop.extra.setdefault("early_stopping", {"best": None, "bad_evals": 0, "stopped_at": None})
-        if self.improves(value, s["best"], mode):
-            s["best"], s["bad_evals"] = value, 0
-            return
-        s["bad_evals"] += 1
-        if s["bad_evals"] >= self.patience:
-            s["stopped_at"] = loop.step
-            loop.stop = True
-            log.info("early stopping at step %d: %s did not improve by %g for %d evaluations",
-                     loop.step, metric, self.min_delta, self.patience)
+        counters = loop.extra.setdefault(
+            "early_stopping", [{"best": None, "bad_evals": 0, "stopped_at": None} for _ in loop.copies])
+        for c, s in zip(loop.copies, counters):
+            if c.status != "running":
+                continue
+            value = c.value(metric)
+            if self.improves(value, s["best"], mode):
+                s["best"], s["bad_evals"] = value, 0
+                continue
+            s["bad_evals"] += 1
+            if s["bad_evals"] >= self.patience:
+                s["stopped_at"], c.status = loop.step, "stopped"
+                log.info("early stopping%s at step %d: %s did not improve by %g for %d evaluations",
+                         f" seed {c.seed}" if len(loop.copies) > 1 else "", loop.step, metric, self.min_delta,
+                         self.patience)
 
     def improves(self, value: float, best: float | None, mode: str) -> bool:
         if not math.isfinite(value):
@@ -56,9 +62,9 @@ class EarlyStopping(Hook):
         return value < best - self.min_delta if mode == "min" else value > best + self.min_delta
 
     def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
-        s = loop.extra.get("early_stopping", {})
-        summary["early_stopping"] = {"stopped_at": s.get("stopped_at"), "patience": self.patience,
-                                     "min_delta": self.min_delta}
+        stopped = [s["stopped_at"] for s in loop.extra.get("early_stopping", [{"stopped_at": None}] * len(loop.copies))]
+        summary["early_stopping"] = {"stopped_at": stopped[0] if len(stopped) == 1 else stopped,
+                                     "patience": self.patience, "min_delta": self.min_delta}
 
 
 class Preemption(Hook):
@@ -68,6 +74,7 @@ class Preemption(Hook):
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    copies_ok = True
 
     def __init__(self):
         self.received: int | None = None

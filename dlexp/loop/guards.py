@@ -1,4 +1,4 @@
-"""The non-finite guard of the train step: pure functions the trainer jits around any task's step.
+"""The non-finite guard of the train step: pure functions the loop jits around any task's step.
 
 A step whose loss or gradient is NaN or Inf is flagged inside the compiled call, so the
 host learns the exact step at its next log without a sync per step. With
@@ -17,13 +17,20 @@ from dlexp.metrics import add_sums
 GUARD_KEYS = ("nonfinite", "first_nonfinite")  # sums the guard adds; not metrics of the task
 
 
-def guard_step(old: dict, new: dict, sums: dict, *, skip: bool) -> tuple[dict, dict]:
-    """(state, sums) after one step: flags a non-finite loss or gradient and, under skip, undoes it."""
-    bad = ~(jnp.isfinite(sums["loss"]) & jnp.isfinite(sums.get("grad_norm", 0.0)))
+def guard_step(old: dict, new: dict, sums: dict, *, skip: bool, active=None) -> tuple[dict, dict]:
+    """(state, sums) after one step: flags a non-finite loss or gradient and, under skip, undoes it.
+
+    `active` (copies only): False for a copy that has stopped or failed; its update is
+    undone as well, and its steps add nothing to the window's sums.
+    """
+    bad = ~(jnp.isfinite(sums["loss"]) & jnp.isfinite(sums["grad_norm"]))
+    frozen = bad if active is None else bad | ~active
     if skip:
-        kept = jax.tree.map(lambda a, b: jnp.where(bad, a, b), old, new)
+        kept = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), old, new)
         new = {**kept, "step": new["step"]} if "step" in new else kept
-        sums = jax.tree.map(lambda s: jnp.where(bad, jnp.zeros_like(s), s), sums)
+        sums = jax.tree.map(lambda s: jnp.where(frozen, jnp.zeros_like(s), s), sums)
+    if active is not None:
+        bad = bad & active
     # The update that made step N (1-based, as the loop counts steps); 0 means none.
     first = jnp.where(bad, old["step"] + 1, 0).astype(jnp.int32) if "step" in old else bad.astype(jnp.int32)
     return new, {**sums, "nonfinite": bad.astype(jnp.int32), "first_nonfinite": first}

@@ -12,12 +12,14 @@ import os
 
 import jax
 
-from dlexp.hooks import Hook
+from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
 
 
 class ProfileHook(Hook):
+    copies_ok = True
+
     def __init__(self, logdir: str, steps: int):
         self.logdir, self.steps = logdir, int(steps)
         self.started_at: int | None = None

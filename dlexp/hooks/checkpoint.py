@@ -1,0 +1,120 @@
+"""Saves the run at its cadence, when the loop stops and at the end; restores it on start.
+
+The batch order is a pure function of (seed, epoch) and dropout keys are
+fold_in(key, step), so the state pytree plus the loop's host side (`Loop.meta`) resume a
+run exactly, copies included (their state is stacked along a leading axis).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dlexp.checkpoint import Checkpoints, abstract_of, checkpoint_dir, json_restored
+from dlexp.config import CheckpointConfig
+from dlexp.errors import ConfigError
+from dlexp.hooks.base import Hook
+
+log = logging.getLogger("dlexp")
+
+
+def run_meta(ctx: Any, loop: Any) -> dict:
+    plan = ctx.plan
+    return {**loop.meta(), "seeds": ctx.seeds, "objective": list(ctx.objective),
+            "plan": {"batch_size": plan.batch_size, "steps_per_epoch": plan.steps_per_epoch,
+                     "total_steps": plan.total_steps}}
+
+
+def check_resumable(meta: dict, ctx: Any, directory: str) -> None:
+    """A resumed run must draw the same batches: same seeds, batch size and epoch length."""
+    if meta["seeds"] != ctx.seeds:
+        what = lambda seeds: f"seed={seeds[0]}" if len(seeds) == 1 else f"trainer.seeds={seeds}"  # noqa: E731
+        raise ConfigError(f"{what(ctx.seeds)}, but the checkpoint in {directory} was trained with "
+                          f"{what(meta['seeds'])}; resume with the same seeds, or start in another run dir")
+    saved, plan = meta["plan"], ctx.plan
+    for key, name in (("batch_size", "trainer.batch_size"), ("steps_per_epoch", "steps per epoch")):
+        if saved[key] != getattr(plan, key):
+            raise ConfigError(f"{name} is {getattr(plan, key)}, but the checkpoint in {directory} was trained with "
+                              f"{saved[key]}; resume with the same data and trainer.batch_size, or start in another run dir")
+    if saved["total_steps"] != plan.total_steps:
+        log.warning("resuming a run planned for %d steps with %d steps: the learning-rate schedule changes",
+                    saved["total_steps"], plan.total_steps)
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class CheckpointHook(Hook):
+    """Saves at the configured cadence (at most once per `min_interval_s`), when the loop stops
+    and at the end; restores the latest checkpoint on start.
+
+    `resume_from` is the run dir whose checkpoints to continue from (the run's own by
+    default; another with trainer.resume, whose checkpoints are then only read).
+    """
+
+    copies_ok = True
+
+    def __init__(self, run_dir: str, cfg: CheckpointConfig, *, resume_from: str | None = None):
+        self.cfg = cfg
+        self.store = Checkpoints(run_dir, keep=int(cfg.keep), async_save=bool(cfg.async_save))
+        same = resume_from is None or checkpoint_dir(resume_from) == self.store.directory
+        self.source = self.store if same else Checkpoints(resume_from, read_only=True)
+        self.saved_step, self.saved_epoch, self.saved_at = 0, 0, time.monotonic()
+        self.resumed_from: int | None = None
+        for key in ("every_steps", "every_epochs"):
+            value = getattr(cfg, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"trainer.checkpoint.{key}={value} must be at least 1 (or null: off)")
+
+    def on_start(self, ctx: Any, loop: Any) -> None:
+        if self.source.steps():
+            self.restore(ctx, loop)
+        self.saved_step, self.saved_epoch = loop.step, loop.epoch
+
+    def restore(self, ctx: Any, loop: Any) -> None:
+        abstract = abstract_of(ctx.layout.unreplicate(loop.state))
+        step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
+        meta = json_restored(meta)
+        check_resumable(meta, ctx, self.source.directory)
+        if self.source is self.store:
+            self.store.set_aside(after=step)
+        loop.state = ctx.layout.place_state(state)
+        loop.load_meta(meta)
+        loop.best_state = (best["params"], best["rest"]) if any(c.best_step >= 0 for c in loop.copies) else None
+        self.resumed_from = step
+        log.info("resumed from the checkpoint at step %d (epoch %d) in %s", step, loop.epoch, self.source.directory)
+
+    def on_step(self, ctx: Any, loop: Any) -> None:
+        cfg = self.cfg
+        due = loop.stop or loop.step >= ctx.plan.total_steps
+        if not due and time.monotonic() - self.saved_at >= (cfg.min_interval_s or 0):
+            due = bool(cfg.every_steps and loop.step // cfg.every_steps > self.saved_step // cfg.every_steps) or bool(
+                cfg.every_epochs and loop.epoch // cfg.every_epochs > self.saved_epoch // cfg.every_epochs)
+        if due and loop.step != self.saved_step:
+            self.save(ctx, loop)
+
+    def save(self, ctx: Any, loop: Any) -> None:
+        state = ctx.layout.unreplicate(loop.state)
+        if not bool(_all_finite(state["params"])):
+            log.warning("not saving step %d: its parameters are not finite (the last checkpoint stays)", loop.step)
+            return
+        params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])
+        self.store.save(loop.step, state, {"params": params, "rest": rest}, run_meta(ctx, loop))
+        self.saved_step, self.saved_epoch, self.saved_at = loop.step, loop.epoch, time.monotonic()
+
+    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
+        self.store.wait()
+        summary["checkpoint"] = {"dir": self.store.directory, "steps": self.store.steps(),
+                                 "resumed_from_step": self.resumed_from}
+        self.close()
+
+    def close(self) -> None:
+        """Waits for the last asynchronous save (also after a failure, so it is not cut off)."""
+        self.store.close()

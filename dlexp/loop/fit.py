@@ -1,0 +1,192 @@
+"""The training loop: programs, initial state, then per call: step, log, eval, hooks; then the test.
+
+Read `fit` top to bottom. It drives every layout alike (one device, a mesh, pmap, or
+copies of the run in one vmapped program; a single run is one copy). The trainer never
+knows a loss (the task owns it) and never opens a file (writers and hooks do).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from dlexp.config import TrainerConfig
+from dlexp.data import Dataset
+from dlexp.data.loader import EvalSet, make_loader
+from dlexp.errors import TrainingError
+from dlexp.hooks.base import Hook
+from dlexp.loop.guards import GUARD_KEYS, nonfinite_message
+from dlexp.loop.plan import Plan, better, parse_objective
+from dlexp.loop.records import (FAILED, RUNNING, Context, CopyRecord, Loop, copies_summary, copy_summary,
+                                make_progress, short)
+from dlexp.loop.step import build_programs, root_keys
+from dlexp.models.split import count_params, has_conv, split_model
+from dlexp.optim import log_steps, rates_at
+from dlexp.parallel import Layout
+from dlexp.tasks import Task
+
+log = logging.getLogger("dlexp")
+
+
+def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, schedule: Callable[[int], float],
+        data: Dataset, plan: Plan, trainer: TrainerConfig, objective: tuple[str, str], layout: Layout,
+        writers: Sequence[Any], hooks: Sequence[Hook] = (), augment: Callable | None = None,
+        ) -> tuple[dict[str, Any], Any]:
+    """Trains one model per seed (one: a single run), evaluates on val at the cadence, keeps each
+    copy's best state and tests it. `writers`: one per copy. `augment(x, key)` transforms each
+    training batch inside the step. Returns (the summary summary.json holds, the best (params, rest))."""
+    t_start = time.perf_counter()
+    obj_metric, obj_mode = objective
+    parse_objective(obj_metric, task.metric_names, task.name)
+    copies = layout.kind == "copies"
+    skip_nonfinite = trainer.nan_policy == "skip"
+
+    # ------------------------------------------------------------------ data on device, programs
+    loader = make_loader(data, plan.batch_size, seeds[0], layout.replicated,
+                         copies=(seeds, layout.batch) if copies else None)
+    evals = {s: EvalSet(data.x[s], data.y[s], trainer.eval_batch_size, layout.replicated,
+                        multiple=1 if copies else layout.num_devices, weights=data.sample_weights(s))
+             for s in ("val", "test")}
+    sm = split_model(models[0])  # one graph: the copies differ only in their arrays
+    programs = build_programs(task, sm, tx, layout, loader=loader, evals=evals, augment=augment,
+                              skip_nonfinite=skip_nonfinite, steps_per_call=trainer.steps_per_call,
+                              conv=has_conv(models[0]), cpu_kernels=trainer.cpu_kernels, total_steps=plan.total_steps)
+
+    # ------------------------------------------------------------------ state
+    states = [task.init_state(split_model(m), tx) for m in models]
+    initial = jax.tree.map(lambda *a: jnp.stack(a), *states) if copies else states[0]
+    loop = Loop(state=layout.place_state(initial), copies=[CopyRecord(s) for s in seeds])
+    keys = root_keys(seeds, layout)
+    ctx = Context(task, sm, plan, layout, writers[0], list(writers), objective, data, list(seeds))
+    for h in hooks:
+        h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
+
+    def running() -> tuple[bool, ...]:
+        return tuple(c.status == RUNNING for c in loop.copies)
+
+    def active_mask(flags: tuple[bool, ...]):  # copies: which still train (a stopped or failed copy keeps its state)
+        return jax.device_put(np.array(flags), layout.batch) if copies else None
+
+    def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
+        for c, sums, w in zip(loop.copies, layout.per_copy(jax.device_get(acc_w)), writers):  # the window's one sync
+            if c.status != RUNNING:
+                continue
+            measured = int(sums.pop("grad_norm_n"))
+            grad_norm = float(sums.pop("grad_norm")) / measured if measured else None
+            guard = {k: sums.pop(k) for k in GUARD_KEYS}
+            if guard["nonfinite"] and not skip_nonfinite:
+                c.status, c.error = FAILED, nonfinite_message(guard, step - steps_in, step, float(sums["loss"]))
+                log.warning("seed %d failed: %s", c.seed, c.error)
+                continue
+            c.skipped_steps += int(guard["nonfinite"])
+            c.last_train = task.finalize(sums)
+            w.scalars(step, {**{f"train/{k}": v for k, v in c.last_train.items()},
+                             **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
+                             **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
+                             "train/lr": lr_at(step), "train/samples_per_s": steps_in * plan.batch_size / elapsed,
+                             "train/epoch": step / plan.steps_per_epoch})
+        if all(c.status == FAILED for c in loop.copies):
+            raise TrainingError(loop.copies[0].error if len(loop.copies) == 1 else
+                                f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}")
+        progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
+        for h in hooks:
+            h.on_log(ctx, loop)
+
+    def evaluate_val(step: int) -> None:
+        current = layout.unreplicate(loop.state)
+        improved = []
+        for c, metrics, w in zip(loop.copies, programs.evaluate(current["params"], current["rest"], "val"), writers):
+            improved.append(False)
+            if c.status != RUNNING:
+                continue
+            c.last_val = metrics
+            w.scalars(step, {f"val/{k}": v for k, v in metrics.items()})
+            value = c.value(obj_metric)
+            if better(value, c.best_value, obj_mode):
+                c.best_value, c.best_step, c.best_val, improved[-1] = value, step, dict(metrics), True
+        if any(improved):
+            loop.best_state = programs.keep_best(improved, (current["params"], current["rest"]), loop.best_state)
+        progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
+        for h in hooks:
+            h.on_eval(ctx, loop, improved)
+
+    # ------------------------------------------------------------------ loop
+    lr_at = rates_at(schedule, log_steps(plan.log_every, plan.total_steps))  # no device work at a log
+    progress = make_progress(trainer.progress, plan.total_steps, initial=loop.step)
+    acc, active_flags = programs.train_zeros(), running()
+    active = active_mask(active_flags)
+    log_flags = [jax.device_put(np.bool_(b), layout.replicated) for b in (False, True)]  # made once, not per call
+    last_log = last_eval = loop.step
+    window_start, window_steps, window_rates, first_step_s, pending = time.perf_counter(), 0, [], None, None
+    while loop.step < plan.total_steps and not loop.stop:
+        n = plan.call_length(loop.step, loop.epoch, programs.steps_per_call)
+        logs = plan.crossed(loop.step + n, last_log, plan.log_every)
+        args = loader.call_args(loop.epoch, plan.in_epoch(loop.step, loop.epoch), n)
+        if programs.bounded and pending is not None:
+            pending.block_until_ready()
+        loop.state, acc, pending = programs.train(loop.state, acc, args, keys, active, log_flags[logs], n=n)
+        if first_step_s is None:
+            jax.block_until_ready(loop.state)
+            first_step_s, window_start = time.perf_counter() - t_start, time.perf_counter()
+        loop.step, window_steps = loop.step + n, window_steps + n
+        loop.epoch = plan.epoch_after(loop.step, loop.epoch)
+        progress.update(n)
+        if logs:
+            acc_w, acc = acc, programs.train_zeros()
+            jax.block_until_ready(acc_w)
+            elapsed, window_start = max(time.perf_counter() - window_start, 1e-9), time.perf_counter()
+            window_rates.append(window_steps * plan.batch_size / elapsed)
+            log_train(loop.step, acc_w, window_steps, elapsed)
+            window_steps, last_log = 0, loop.step
+        if plan.crossed(loop.step, last_eval, plan.eval_every):
+            evaluate_val(loop.step)
+            last_eval = loop.step
+        for h in hooks:
+            h.on_step(ctx, loop)  # after this call's log and eval: e.g. save a checkpoint
+        if running() != active_flags:
+            active_flags = running()
+            active = active_mask(active_flags)
+        loop.stop = loop.stop or not any(active_flags)
+    progress.close()
+    loader.close()  # a streaming loader's prefetch thread
+    train_s = time.perf_counter() - t_start
+
+    # ------------------------------------------------------------------ final evaluation
+    # A copy whose objective was never finite is tested with its final state.
+    final = layout.unreplicate(loop.state)
+    never = [c.best_value is None for c in loop.copies]
+    best = programs.keep_best(never, (final["params"], final["rest"]), loop.best_state) if any(never) else loop.best_state
+    loop.best_state = best
+    # A preempted run has seconds left: its test waits for the resumed run.
+    tests = programs.evaluate(*best, "test") if loop.status != "preempted" else [{} for _ in seeds]
+    for t, w in zip(tests, writers):
+        w.scalars(loop.step, {f"test/{k}": v for k, v in t.items()})
+    loop.status = "completed" if loop.status == RUNNING else loop.status
+    per_copy = [copy_summary(c, t, objective, loop.step) for c, t in zip(loop.copies, tests)]
+    summary = {
+        "status": loop.status,
+        **(copies_summary(per_copy, objective) if copies else {k: v for k, v in per_copy[0].items()
+                                                               if k not in ("seed", "status")}),
+        "steps": loop.step,
+        "epochs": round(loop.step / plan.steps_per_epoch, 3),
+        "batch_size": plan.batch_size,
+        "steps_per_call": programs.steps_per_call,
+        "cpu_kernels": trainer.cpu_kernels,
+        "num_params": count_params(sm.params),
+        "devices": layout.num_devices,
+        "time_to_first_step_s": round(first_step_s or 0.0, 3),
+        "train_time_s": round(train_s, 3),
+        "samples_per_s": round(len(seeds) * loop.step * plan.batch_size / max(train_s - (first_step_s or 0.0), 1e-9), 1),
+        # The median log window: the steady speed, without the compiles a run meets on the way.
+        "steady_samples_per_s": round(statistics.median(window_rates), 1) if window_rates else None,
+    }
+    for h in hooks:
+        h.on_end(ctx, loop, summary)
+    return summary, best
