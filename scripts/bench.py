@@ -9,6 +9,7 @@ logging every 20 steps), plus a few variants.
   uv run python scripts/bench.py                               # cnn and mlp, peers included
   uv run python scripts/bench.py --models mlp --skip-peers     # dlexp variants only
   uv run python scripts/bench.py --startup                     # time to first step, cold and warm
+  uv run python scripts/bench.py --baseline main --skip-peers  # against another commit's loop, in turns
 
 The peers need their own environment (see ../shared/peers/README.md), e.g.
   python3 -m venv .peers-venv && .peers-venv/bin/pip install torch==2.13.0 keras jax==0.10.2 flax==0.12.8 optax==0.2.8 numpy
@@ -40,11 +41,9 @@ MODEL_OVERRIDES = {
 }
 DLEXP_VARIANTS = {  # name -> extra overrides; "default" is what a user gets
     "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
-            "vec256": ["trainer.cpu_vector_width=256"]},
+            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
     "mlp": {"default": [], "k1": ["trainer.steps_per_call=1"], "mesh": ["trainer.parallel=mesh"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
-            "vec256": ["trainer.cpu_vector_width=256"]},
+            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
 }
 PEERS = {
     "cnn": {"jax_minimal": ["jax_minimal.py"], "jax_sharded": ["jax_sharded.py"],
@@ -157,12 +156,25 @@ def run_json(cmd: list[str], env: dict | None = None, cwd: str | None = None, ti
     return json.loads(lines[-1])
 
 
-def measure_dlexp(model: str, variant: str, seconds: float) -> dict:
-    out = run_json([sys.executable, os.path.abspath(__file__), "--child", model, variant, "--seconds", str(seconds)],
-                   cwd=ROOT)
-    out.setdefault("runner", f"dlexp_{variant}")
+def measure_dlexp(model: str, variant: str, seconds: float, tree: str = ROOT, label: str = "") -> dict:
+    """One dlexp child; `tree`: another checkout (a git worktree of --baseline), run with its own code."""
+    env = {**os.environ, "PYTHONPATH": tree} if tree != ROOT else None
+    out = run_json([sys.executable, os.path.join(tree, "scripts", "bench.py"), "--child", model, variant,
+                    "--seconds", str(seconds)], env=env, cwd=tree)
+    out["runner"] = label or f"dlexp_{variant}"
     out.setdefault("model", model)
     return out
+
+
+def baseline_tree(rev: str) -> str:
+    """A git worktree of `rev` in a temporary dir (removed at exit)."""
+    import atexit
+
+    path = tempfile.mkdtemp(prefix=".dlexp-baseline-", dir=os.path.dirname(ROOT))  # beside it: ../shared/peers
+    subprocess.run(["git", "worktree", "add", "--detach", path, rev], cwd=ROOT, check=True, capture_output=True)
+    atexit.register(lambda: subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
+                                           capture_output=True))
+    return path
 
 
 def measure_peer(model: str, name: str, args: list[str], python: str, seconds: float) -> dict:
@@ -241,6 +253,7 @@ def main() -> None:
     default_py = os.path.join(ROOT, ".peers-venv", "bin", "python")
     p.add_argument("--peers-python", default=default_py if os.path.exists(default_py) else "python3")
     p.add_argument("--startup", action="store_true", help="also time the CLI's start-up, cold and warm")
+    p.add_argument("--baseline", metavar="REV", help="also run dlexp_default of this commit (a git worktree), in turns")
     p.add_argument("--out", help="append the JSON rows to this file")
     p.add_argument("--child", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -249,10 +262,14 @@ def main() -> None:
         return
 
     runners = []  # (model, name, measure) in the order of one round
+    base = baseline_tree(a.baseline) if a.baseline else None
     for model in a.models:
         for variant in DLEXP_VARIANTS[model]:
             if not a.variants or variant in a.variants:
                 runners.append((model, f"dlexp_{variant}", lambda m=model, v=variant: measure_dlexp(m, v, a.seconds)))
+        if base is not None:
+            runners.append((model, f"base_{a.baseline}", lambda m=model, t=base: measure_dlexp(
+                m, "default", a.seconds, tree=t, label=f"base_{a.baseline}")))
         if not a.skip_peers:
             for name, args in PEERS[model].items():
                 if not a.peers or name in a.peers:
