@@ -87,6 +87,9 @@ class SavedRun:
         if not saved_steps(self.run_dir):
             raise ConfigError(f"{self.run_dir} holds no checkpoint (trainer.checkpoint.enabled was false, or the "
                               "run stopped before its first save)")
+        if self.cfg.trainer.get("seeds") is not None:
+            raise ConfigError(f"{self.run_dir} trained trainer.seeds={self.cfg.trainer.seeds} as copies in one "
+                              "program; evaluate and predict take a single run (train the seed you want alone)")
         model = build_model(self.cfg.model, in_shape=in_shape, num_outputs=self.num_outputs(), seed=int(self.cfg.seed))
         sm = split_model(model)
         abstract = abstract_of({"params": sm.params, "rest": sm.rest})

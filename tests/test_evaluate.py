@@ -102,3 +102,15 @@ def test_a_run_without_checkpoints_says_so(saved, tmp_path, capsys):
     shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("checkpoints"))
     assert evaluate.main([str(bare)]) == 2
     assert "holds no checkpoint (trainer.checkpoint.enabled was false" in capsys.readouterr().err
+
+
+def test_a_run_of_several_seeds_says_evaluate_takes_a_single_run(saved, tmp_path, capsys):
+    import shutil
+
+    run_dir, _, _ = saved
+    copies = tmp_path / "copies"
+    shutil.copytree(run_dir, copies)
+    config = copies / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("seeds: null", "seeds:\n  - 0\n  - 1"))
+    assert evaluate.main([str(copies)]) == 2
+    assert "trained trainer.seeds=[0, 1] as copies in one program" in capsys.readouterr().err
