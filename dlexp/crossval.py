@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -42,6 +43,8 @@ def fit_folds(cfg: TrainConfig, run_dir: str, data: Dataset, run_one: Callable, 
     fold_cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, cv=CVConfig(folds=None)))
     folds = []
     for i, fold_data in enumerate(fold_datasets(data, k, cfg.seed)):
+        if cfg.logger.console:  # each fold prints its own table under this heading
+            print(f"\n== fold {i} of {k}: {fold_data.sizes()} ==", file=sys.stderr)
         value, summary = run_one(fold_cfg, os.path.join(run_dir, f"fold_{i}"), fold_data)
         folds.append({"fold": i, "objective": value, "val": summary["best"]["val"], "test": summary["test"],
                       "sizes": fold_data.sizes(), "run_dir": f"fold_{i}"})
@@ -68,3 +71,24 @@ def mean_std(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     """{metric: {mean, std}} over the numeric entries the rows share (population std)."""
     keys = [m for m in rows[0] if all(isinstance(r.get(m), (int, float)) for r in rows)]
     return {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))} for m in keys}
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a table shows: not the per-class ones (`f1/<class>`)."""
+    return {k: v for k, v in metrics.items() if "/" not in k}
+
+
+def fold_rows(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One row per fold: its best val and test headline metrics (and the objective, where it is
+    not one of the val metrics)."""
+    metric = summary["objective"]["metric"]
+    own = {} if metric.startswith("val/") else {metric: None}
+    return {f"fold {f['fold']}": {**{k: f["objective"] for k in own}, **{f"val {m}": v for m, v in headline(f["val"]).items()},
+                                  **{f"test {m}": v for m, v in headline(f["test"]).items()}}
+            for f in summary["cv"]["per_fold"]}
+
+
+def mean_std_rows(summary: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Best val and test, each headline metric as "mean ± std" over the folds."""
+    return {split: {m: f"{ms['mean']:.4f} ± {ms['std']:.4f}" for m, ms in headline(summary["cv"][part]).items()}
+            for split, part in (("val (best)", "val"), ("test", "test"))}

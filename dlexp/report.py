@@ -50,6 +50,12 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows])
 
 
+def rows_table(rows: dict[str, dict], first: str) -> str:
+    """{row name: {column: value}} as a markdown table (columns in first-seen order)."""
+    cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+    return md_table([first, *cols], [[name, *(r.get(c) for c in cols)] for name, r in rows.items()])
+
+
 # ---------------------------------------------------------------------------- one run
 
 
@@ -70,7 +76,13 @@ def run_report(run_dir: str, out: str) -> str:
               "val (best)": (s.get("best") or {}).get("val") or {},
               "test": s.get("test") or {}}
     cols = list(dict.fromkeys(k for m in splits.values() for k in m))
-    if cols:
+    if s.get("cv"):  # the folds, then their mean ± std: the cross-validated result
+        from dlexp.crossval import fold_rows, mean_std_rows
+
+        lines += [f"## Cross-validation: {s['cv']['folds']} folds", "", rows_table(fold_rows(s), "fold"), "",
+                  f"mean ± std over the folds; objective {obj.get('metric')} = {obj.get('value'):.6g} ± "
+                  f"{obj.get('std'):.6g}", "", rows_table(mean_std_rows(s), "split"), ""]
+    elif cols:
         lines += [md_table(["split", *cols], [[name, *(m.get(c) for c in cols)] for name, m in splits.items()]), ""]
     metrics = curve_metrics(curves)
     if metrics:

@@ -80,6 +80,8 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
             from dlexp.crossval import fit_folds
 
             summary = {**fit_folds(cfg, run_dir, data, run, writers), "wall_time_s": round(time.perf_counter() - t0, 3)}
+            if cfg.logger.console:
+                print_results(summary, run_dir)
             return summary["objective"]["value"], summary
 
         # -------------------------------------------------------------- model, layout, optimizer, task
@@ -150,14 +152,22 @@ def record_results(summary: dict[str, Any], writers: list, hparams: dict[str, An
 def print_results(summary: dict[str, Any], run_dir: str) -> None:
     from dlexp.writers import summary_table
 
-    headline = lambda m: {k: v for k, v in m.items() if "/" not in k}  # noqa: E731  (no per-class metrics)
+    from dlexp.crossval import fold_rows, headline, mean_std_rows
+
     o = summary["objective"]
+    if "cv" in summary:
+        folds = summary["cv"]["folds"]
+        print(f"\n== cross-validation: {folds} folds ==\n" + summary_table(fold_rows(summary), "fold"), file=sys.stderr)
+        print(f"mean ± std over the {folds} folds:\n" + summary_table(mean_std_rows(summary)), file=sys.stderr)
+        print(f"objective {o['metric']} = {o['value']:.6g} ± {o['std']:.6g} over {folds} folds  (run dir: {run_dir})",
+              file=sys.stderr)
+        return
     if "copies" in summary:
-        rows = {f"seed {c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
+        rows = {f"{c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
                 for c in summary["copies"]}
         rows["mean"] = {k[5:]: v for k, v in summary["mean"].items() if k.startswith("test/") and "/" not in k[5:]}
         rows["std"] = {k[5:]: v for k, v in summary["std"].items() if k.startswith("test/") and "/" not in k[5:]}
-        print("test metrics of each copy's best state:\n" + summary_table(rows), file=sys.stderr)
+        print("test metrics of each copy's best state:\n" + summary_table(rows, "seed"), file=sys.stderr)
         print(f"objective {o['metric']} = {o['value']} +- {o['std']} over seeds {summary['seeds']}  (run dir: {run_dir})",
               file=sys.stderr)
         return

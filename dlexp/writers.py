@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from typing import Any, Iterable
 
 
@@ -165,12 +164,12 @@ def copy_writers(cfg: Any, run_dir: str, seed: int, is_main_process: bool = True
     return Writers(ws)
 
 
-def summary_table(rows: dict[str, dict[str, float]], file=sys.stderr) -> str:
-    """A small aligned table: one row per split, one column per metric."""
+def summary_table(rows: dict[str, dict[str, Any]], first: str = "split") -> str:
+    """A small aligned table: one row per split (or fold, copy: `first` names them), one column per metric."""
     cols: list[str] = []
     for metrics in rows.values():
         cols += [c for c in metrics if c not in cols]
-    head = ["split"] + cols
+    head = [first] + cols
     body = [[split] + [_fmt(m.get(c)) for c in cols] for split, m in rows.items()]
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     line = lambda r: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
