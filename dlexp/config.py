@@ -165,6 +165,7 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # hooks by name: `_target_` + arguments, or null (off)
     task: Task = Task.auto
     seed: int = 0
     data_seed: Optional[int] = None  # the data split's seed (null: seed); vectorized seeds share it

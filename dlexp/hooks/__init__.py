@@ -1,49 +1,46 @@
-"""Hooks: checkpoints, early stopping, preemption, profiling, plots and inspection.
+"""Hooks: checkpoints, early stopping, preemption, profiling, plots, inspection, and yours.
 
-`build_hooks` turns a run's config into its hooks, in the order they run at each event:
-the ones that may stop the loop first, the checkpoint last, so it saves the state they
-stopped at. The interface is `dlexp.hooks.base.Hook`.
+The `callbacks` config group (conf/callbacks/) lists a run's hooks in the order they run at
+each event: the ones that may stop the loop first, the checkpoint last, so it saves the
+state they stopped at. Each entry is a `_target_` (a Hook class, or a factory returning a
+Hook, several, or None for "off") plus its arguments; `build_hooks` passes `cfg` (the
+run's typed config) and `run_dir` to a target that names them. The interface is
+`dlexp.hooks.base.Hook`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-
-from dlexp.config import TrainConfig
+from dlexp.config import TrainConfig, check_call, target_kwargs
+from dlexp.errors import ConfigError
 from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
 
 __all__ = ["Hook", "build_hooks"]
+INJECTED = ("cfg", "run_dir")
 
 
 def build_hooks(cfg: TrainConfig, run_dir: str, *, copies: bool = False) -> list[Hook]:
-    from dlexp import optim
-    from dlexp.hooks.checkpoint import CheckpointHook
-    from dlexp.hooks.inspection import Embeddings, LayerStats, TestConfusion
-    from dlexp.hooks.plots import ClassificationPlots, GANSamples, Reconstructions, RegressionPlots
-    from dlexp.hooks.profile import ProfileHook
-    from dlexp.hooks.stopping import EarlyStopping, Preemption
-    from dlexp.resume import resume_source
+    from dlexp.config import parameters
 
-    hooks: list[Hook] = [Preemption()]  # SIGTERM / SIGINT: stop after this call, save, status "preempted"
-    if cfg.logger.profile_steps:  # a JAX profiler trace of a few steps (debug=profile)
-        hooks.append(ProfileHook(os.path.join(run_dir, "tb"), cfg.logger.profile_steps))
-    hooks.append(TestConfusion())
-    if cfg.logger.histograms_every:
-        make_tx = lambda total: optim.make_optimizer(cfg.optimizer, cfg.schedule, total)[0]  # noqa: E731
-        hooks.append(LayerStats(cfg.logger.histograms_every, make_tx, seed=cfg.seed))
-    if cfg.logger.embeddings:
-        hooks.append(Embeddings(cfg.logger.embedding_samples, seed=cfg.seed))
-    if cfg.logger.tensorboard and cfg.logger.plots:
-        hooks += [ClassificationPlots(), RegressionPlots(), GANSamples(cfg.seed), Reconstructions()]
-    es = cfg.trainer.early_stopping
-    if es.patience is not None:
-        hooks.append(EarlyStopping(es.patience, es.min_delta))
-    source = resume_source(cfg, run_dir)  # this dir's checkpoints, trainer.resume's, or none
-    if cfg.trainer.checkpoint.enabled:  # last: it saves the state the hooks above stopped at
-        hooks.append(CheckpointHook(run_dir, cfg.trainer.checkpoint, resume_from=source))
+    hooks: list[Hook] = []
+    for name, node in cfg.callbacks.items():
+        if node is None:  # callbacks.<name>=null turns a hook off
+            continue
+        key = f"callbacks.{name}"
+        fn, kwargs = target_kwargs(node, key)
+        check_call(fn, kwargs, key, injected=INJECTED)
+        accepted = parameters(fn)
+        kwargs.update({k: v for k, v in {"cfg": cfg, "run_dir": run_dir}.items() if k in accepted})
+        made = fn(**kwargs)
+        for hook in made if isinstance(made, (list, tuple)) else [made]:
+            if hook is None:
+                continue
+            if not isinstance(hook, Hook):
+                raise ConfigError(f"{key}._target_={node['_target_']!r} made a {type(hook).__name__}; it must be a "
+                                  "dlexp.hooks.Hook (or a factory returning Hooks)")
+            hooks.append(hook)
     if copies:
         left = sorted({type(h).__name__ for h in hooks if not h.copies_ok})
         if left:
