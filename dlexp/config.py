@@ -206,6 +206,16 @@ def seed_list(seeds: Any, base: int) -> list[int]:
     return out
 
 
+def config_dir() -> str:
+    """The shipped configs: conf/ inside the installed package (the wheel carries it), else the
+    repository's top-level conf/ (a clone, an editable install)."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(here, "conf")
+    return packaged if os.path.isdir(packaged) else os.path.join(os.path.dirname(here), "conf")
+
+
 def register_configs() -> None:
     """Make `train_schema` known to Hydra (conf/train.yaml lists it first) and the
     `suffix` resolver that appends `_<name>` to run dir names when a name is set."""
@@ -298,9 +308,8 @@ def check_call(fn: Any, kwargs: dict, key: str, injected: tuple[str, ...] = ()) 
         hints = {}
     for name, value in kwargs.items():
         if name not in params or name in injected:
-            raise ConfigError(
-                f"{key}.{name} is not a parameter of {_qualname(fn)}; valid keys: {', '.join(valid)}"
-            )
+            raise ConfigError(f"{key}.{name} is not a parameter of {_qualname(fn)}{_did_you_mean(name, valid)}; "
+                              f"valid keys: {', '.join(valid)}")
         _check_type(value, hints.get(name, params[name].annotation), f"{key}.{name}")
     missing = [
         n
@@ -374,9 +383,36 @@ def check_overrides(args: list[str], groups: set[str] = frozenset()) -> None:
             raise ConfigError(_unknown(key, parts[1], sorted(fields), f"key of {group}"))
 
 
-def _unknown(key: str, name: str, valid: list[str], what: str) -> str:
+def _did_you_mean(name: str, valid: list[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{key}: {name!r} is not a {what}{hint}; valid: {', '.join(valid)}"
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(key: str, name: str, valid: list[str], what: str) -> str:
+    return f"{key}: {name!r} is not a {what}{_did_you_mean(name, valid)}; valid: {', '.join(valid)}"
+
+
+TARGET_GROUPS = ("dataset", "model", "optimizer")  # groups that point at code: their keys are the target's
+
+
+def open_target_overrides(args: list[str]) -> list[str]:
+    """Command-line overrides as Hydra should apply them to the `_target_` groups.
+
+    Their keys are whatever the target takes, so `dataset.missing=median` sets a key the
+    group's YAML need not list (Hydra's `++`: add or override); `check_call` then names a
+    misspelt one. `dataset._target_=my.loader` alone means a loader of one's own: it starts
+    from the empty option (`dataset=custom`), not from the default data set's keys.
+    """
+    out, chosen = [], {a.split("=", 1)[0] for a in args if "=" in a and "." not in a.split("=", 1)[0]}
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        group = key.split(".", 1)[0]
+        if group in TARGET_GROUPS and "." in key and not arg.startswith(("+", "~")):
+            if key == f"{group}._target_" and group not in chosen:
+                out.append(f"{group}=custom")
+                chosen.add(group)
+            arg = f"++{arg}"
+        out.append(arg)
+    return out
