@@ -186,6 +186,7 @@ def typed(cfg: Any) -> TrainConfig:
         raise ConfigError(f"{e.full_key} must be set, e.g. {e.full_key}=...") from None
     if not isinstance(out, TrainConfig):  # composed without the schema (a saved run's config.yaml)
         out = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg))
+    assert isinstance(out, TrainConfig)
     return out
 
 
@@ -351,7 +352,7 @@ def target_kwargs(node: Any, key: str) -> tuple[Any, dict]:
 # --------------------------------------------------------------------------- overrides
 
 
-def check_overrides(args: list[str], groups: set[str] = frozenset()) -> None:
+def check_overrides(args: list[str], groups: frozenset[str] | set[str] = frozenset()) -> None:
     """Names a misspelt key of a schema group before Hydra composes anything.
 
     Hydra would reject `trainer.epoch=3` too, but suggests `+trainer.epoch=3`, which

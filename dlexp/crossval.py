@@ -39,7 +39,7 @@ def fold_datasets(data: Dataset, k: int, seed: int) -> Iterator[Dataset]:
 
 def fit_folds(cfg: TrainConfig, run_dir: str, data: Dataset, run_one: Callable, writers: Any) -> dict[str, Any]:
     """Trains one model per fold with `run_one(cfg, fold_dir, data)` and summarizes them."""
-    k = int(cfg.trainer.cv.folds)
+    k = int(cfg.trainer.cv.folds or 0)
     fold_cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, cv=CVConfig(folds=None)))
     folds = []
     for i, fold_data in enumerate(fold_datasets(data, k, cfg.seed)):

@@ -123,7 +123,7 @@ def classification_metrics(sums: dict, classes: Sequence | None = None) -> dict[
     if "roc_pos" in sums:
         out["roc_auc"] = roc_auc(sums)
     for name in ("precision", "recall", "f1") if classes is not None else ():
-        out.update({f"{name}/{c}": float(v) for c, v in zip(classes, pc[name])})
+        out.update({f"{name}/{c}": float(v) for c, v in zip(classes or (), pc[name])})
     return out
 
 

@@ -22,7 +22,7 @@ from dlexp.errors import ConfigError
 OWN_KEYS = ("lr", "clip_norm", "weight_decay", "accumulate")
 
 
-def make_schedule(lr: float, cfg: Any, total_steps: int) -> Callable[[int], float]:
+def make_schedule(lr: float, cfg: Any, total_steps: int) -> optax.Schedule:
     name = cfg.name
     total = max(int(total_steps), 1)
     warmup = cfg.warmup_steps if cfg.warmup_steps >= 1 else cfg.warmup_steps * total
@@ -58,7 +58,7 @@ def log_steps(log_every: int, total_steps: int) -> np.ndarray:
     return np.append(np.arange(log_every, total_steps + 1, log_every), total_steps)
 
 
-def make_optimizer(node: Any, schedule_cfg: Any, total_steps: int) -> tuple[optax.GradientTransformation, Callable]:
+def make_optimizer(node: Any, schedule_cfg: Any, total_steps: int) -> tuple[Any, optax.Schedule]:
     """Returns (the transformation, the learning-rate schedule for logging)."""
     fn, kwargs = target_kwargs(node, "optimizer")
     own = {k: kwargs.pop(k) for k in OWN_KEYS if k in kwargs}

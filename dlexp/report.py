@@ -172,7 +172,7 @@ def write_report(root: str, out: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dlexp.report", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m dlexp.report", description=(__doc__ or "").splitlines()[0])
     ap.add_argument("dir", help="a run dir (runs/<date>/<time>) or a sweep dir (multirun/<date>/<time>)")
     ap.add_argument("--out", help="where the PNGs and report.md go (default: <dir>/report)")
     args = ap.parse_args(argv)

@@ -108,10 +108,7 @@ def add_run_dir_for_resume(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir={resume[-1]}"]
 
 
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra without callbacks
-    Callback = object
+from hydra.experimental.callback import Callback
 
 
 class RunDirGuard(Callback):

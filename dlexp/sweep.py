@@ -20,7 +20,7 @@ import math
 import os
 import shlex
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import polars as pl
 import yaml
@@ -50,7 +50,8 @@ def _load_yaml(path: str) -> Any:
 def read_job(job_dir: str, root: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(rows, resolved config) of one job: a row per trained model."""
     overrides = _load_yaml(os.path.join(job_dir, ".hydra", "overrides.yaml")) or []
-    config = _load_yaml(os.path.join(job_dir, ".hydra", "config.yaml")) or {}
+    config: dict[str, Any] = _load_yaml(os.path.join(job_dir, ".hydra", "config.yaml")) or {}
+    summary: dict[str, Any]
     try:
         with open(os.path.join(job_dir, "summary.json")) as f:
             summary = json.load(f)
@@ -90,7 +91,7 @@ def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def collect(roots: list[str], extra_keys: list[str] = ()) -> pl.DataFrame:
+def collect(roots: list[str], extra_keys: Sequence[str] = ()) -> pl.DataFrame:
     """Every job under `roots` as rows; `extra_keys` adds config values (dotted keys) as columns."""
     rows: list[dict[str, Any]] = []
     for root in roots:
@@ -168,7 +169,7 @@ def shown_columns(df: pl.DataFrame) -> list[str]:
     return ["job", *swept, *seed, "objective", *tests, "status", "wall_time_s"]
 
 
-def report(roots: list[str], group_by: list[str] = (), across: str | None = None, out_dir: str | None = None,
+def report(roots: list[str], group_by: Sequence[str] = (), across: str | None = None, out_dir: str | None = None,
            file=None) -> pl.DataFrame:
     """Collects, writes results.parquet / results.csv, prints the leaderboard and the best job."""
     file = file or sys.stdout
@@ -197,7 +198,7 @@ def report(roots: list[str], group_by: list[str] = (), across: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dlexp.sweep", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dlexp.sweep", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("dirs", nargs="+", help="sweep dirs (several: e.g. the runs of one resumed Optuna study)")
     p.add_argument("--group-by", default="", help="comma-separated keys (overrides or config keys) to aggregate by")
     p.add_argument("--across", default=None, help="aggregate over this key: group by every other swept key (e.g. seed)")

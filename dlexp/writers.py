@@ -90,7 +90,7 @@ class JsonlWriter:
         self.f = open(path, "a", buffering=1)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        row = {"step": int(step)}
+        row: dict[str, Any] = {"step": int(step)}
         row.update({k: (v if not (isinstance(v, float) and not math.isfinite(v)) else str(v)) for k, v in values.items()})
         self.f.write(json.dumps(row) + "\n")
 

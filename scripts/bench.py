@@ -66,7 +66,7 @@ STEPS_PER_10S = {"cnn": 500, "mlp": 4300}
 def peer_dataset(model: str):
     """The peers' data as a dlexp Dataset (train: all 60k rows; tiny val/test)."""
     sys.path.insert(0, PEERS_DIR)
-    from _common import BATCH, prepared  # noqa: E402 (the peers' own generator)
+    from _common import BATCH, prepared  # pyright: ignore[reportMissingImports]  (the peers' own generator)
 
     x, y, _ = prepared(model, BATCH[model])
     if model == "cnn":
@@ -86,7 +86,7 @@ def array_dataset(x, y, *, held: int, source: str):
 def child(model: str, variant: str, seconds: float) -> dict:
     """One dlexp measurement in this (fresh) process."""
     sys.path.insert(0, PEERS_DIR)
-    from _common import cpu_snapshot, cpu_usage
+    from _common import cpu_snapshot, cpu_usage  # pyright: ignore[reportMissingImports]
 
     from hydra import compose, initialize_config_dir
 
@@ -258,7 +258,8 @@ def main() -> None:
     p.add_argument("--child", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(*a.child, a.seconds)), flush=True)
+        model, variant = a.child
+        print(json.dumps(child(model, variant, a.seconds)), flush=True)
         return
 
     runners = []  # (model, name, measure) in the order of one round

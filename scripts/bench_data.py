@@ -198,7 +198,7 @@ def run_benchmarks(args, work: str) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--cols", type=int, default=100)
     p.add_argument("--steps", type=int, default=400, help="train steps per throughput run")

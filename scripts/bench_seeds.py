@@ -34,7 +34,7 @@ def train(args: list[str], env: dict) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--extra", nargs="*", default=[], help="more overrides for every command")
     p.add_argument("--no-multirun", action="store_true", help="skip the one-process multirun timing")

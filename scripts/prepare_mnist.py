@@ -18,7 +18,7 @@ from dlexp.errors import DlexpError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("folder", help="folder holding train-images-idx3-ubyte[.gz] and the three others")
     p.add_argument("out", help="the Parquet file to write")
     p.add_argument("--val-rows", type=int, default=5000, help="training images held out as val (default 5000)")

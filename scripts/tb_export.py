@@ -17,7 +17,7 @@ from dlexp.inspection.events import scalars_table
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("root", help="a run dir, a sweep dir, or any dir holding TensorBoard event files")
     ap.add_argument("-o", "--out", help="output file, .parquet or .csv (default: <root>/scalars.parquet)")
     args = ap.parse_args(argv)

@@ -83,7 +83,7 @@ class LayerStats(Hook):
         self.write(ctx, loop)  # the initialization, before the first step
 
     def on_log(self, ctx, loop) -> None:
-        if loop.step // self.every > self.last // self.every:
+        if loop.step // self.every > (self.last or 0) // self.every:
             self.write(ctx, loop)
 
     def write(self, ctx, loop) -> None:
@@ -98,6 +98,7 @@ class LayerStats(Hook):
             grads = jax.device_get(self.grads_fn(state["params"], state["rest"], x, y, key))
             for path, value in leaf_paths(grads):
                 ctx.writers.histogram(f"grads/{path}", np.asarray(value), step)
+        assert self.update_fn is not None  # made in on_start
         updates = jax.device_get(self.update_fn(state, x, y, key))
         ctx.writers.scalars(step, update_ratios(params, updates))
 

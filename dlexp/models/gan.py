@@ -32,7 +32,7 @@ def _out(name: str):
 class ConvGenerator(nnx.Module):
     """z -> [s, s, widths[0]] -> a stride-2 transposed conv per width -> [H, W, C] (cropped)."""
 
-    def __init__(self, latent: int, shape: tuple[int, int, int], widths: Sequence[int], output: str, rngs: nnx.Rngs):
+    def __init__(self, latent: int, shape: tuple[int, ...], widths: Sequence[int], output: str, rngs: nnx.Rngs):
         h, w, c = shape
         up = 2 ** len(widths)
         self.start = (-(-h // up), -(-w // up), int(widths[0]))
@@ -56,7 +56,7 @@ class ConvGenerator(nnx.Module):
 class ConvDiscriminator(nnx.Module):
     """A stride-2 conv + leaky ReLU per width (no batch norm: real and fake batches differ), then a logit."""
 
-    def __init__(self, shape: tuple[int, int, int], widths: Sequence[int], dropout: float, rngs: nnx.Rngs):
+    def __init__(self, shape: tuple[int, ...], widths: Sequence[int], dropout: float, rngs: nnx.Rngs):
         h, w, c = self.shape = shape
         self.convs = nnx.List()
         for width in widths:
@@ -117,7 +117,7 @@ class GAN(nnx.Module):
     ):
         if kind not in KINDS:
             raise ValueError(f"model.kind={kind!r} is not known; choose one of {', '.join(KINDS)}")
-        shape = tuple(int(s) for s in in_shape)
+        shape: tuple[int, ...] = tuple(int(s) for s in in_shape)
         if kind == "auto":
             kind = "dcgan" if len(shape) == 3 else "mlp"
         if kind == "dcgan" and len(shape) != 3:

@@ -19,7 +19,7 @@ CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
 READOUTS = ("last", "mean")
 
 
-def _rnn(cell: nnx.Module, reverse: bool = False) -> nnx.RNN:
+def _rnn(cell: nnx.RNNCellBase, reverse: bool = False) -> nnx.RNN:
     # rngs=False: the zero initial carry needs no keys, and no RNG state ends up in the model.
     return nnx.RNN(cell, reverse=reverse, keep_order=reverse, rngs=False)
 

@@ -91,7 +91,8 @@ def apply(graphdef, params, rest, fn: Callable, dtype: str = "float32"):
         rest_in = rest
     model = nnx.merge(graphdef, params, rest_in)
     out = fn(model)
-    new_rest = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[2])
+    _, _, rest_state = nnx.split(model, nnx.Param, ...)
+    new_rest = nnx.to_pure_dict(rest_state)
     new_rest = jax.tree.map(lambda new, old: new.astype(old.dtype), new_rest, rest)
     return cast_floats(out, jnp.float32), new_rest
 
@@ -158,7 +159,7 @@ def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation
         def loss_fn(params):
             out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
             losses = task.loss(out, targets)
-            mean = jnp.mean(losses) if w is None else jnp.sum(w * losses) / total
+            mean = jnp.mean(losses) if w is None or total is None else jnp.sum(w * losses) / total
             return mean + penalty(params, opts), (losses, out, rest)
 
         (_, (losses, out, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
