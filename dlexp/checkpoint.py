@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import sys
 import time
 from typing import Any, Callable
 
@@ -30,6 +32,38 @@ from dlexp.errors import ConfigError, DlexpError
 
 log = logging.getLogger("dlexp")
 logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save and thread at INFO
+
+
+class _OrbaxNoise(logging.Filter):
+    """Drops what Orbax and asyncio say about a checkpoint dlexp judges itself: a step saved
+    without its optional _CHECKPOINT_METADATA (timestamps; a kill during the save; the step
+    restores, or fails with dlexp's own warning), and the sibling reads of a restore that failed
+    (`latest_good` warns once per step and tries the previous one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith("Metadata file does not exist") and f"{os.sep}{SUBDIR}{os.sep}" in text:
+            return False
+        return not ("exception was never retrieved" in text and any(d in text for d in _restored_dirs))
+
+
+_restored_dirs: set[str] = set()  # checkpoint dirs `latest_good` has read in this process
+
+
+def _quiet_closed_loop(previous: Callable) -> Callable:
+    """sys.unraisablehook that drops the "Event loop is closed" callbacks TensorStore sends
+    after a failed restore, once Orbax has closed its loop (a traceback per array otherwise)."""
+    def hook(u: Any) -> None:
+        if _restored_dirs and isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed":
+            return
+        previous(u)
+
+    return hook
+
+
+logging.getLogger("absl").addFilter(_OrbaxNoise())
+logging.getLogger("asyncio").addFilter(_OrbaxNoise())
+sys.unraisablehook = _quiet_closed_loop(sys.unraisablehook)
 
 SUBDIR = "checkpoints"
 
@@ -78,9 +112,9 @@ class Checkpoints:
         if keep < 1:
             raise ConfigError(f"trainer.checkpoint.keep={keep} must be at least 1")
         self.directory = checkpoint_dir(run_dir)
-        options = ocp.CheckpointManagerOptions(
+        options = ocp.CheckpointManagerOptions(  # read-only: the values Orbax would set with a warning
             max_to_keep=None if read_only else keep, enable_async_checkpointing=async_save, read_only=read_only,
-            create=not read_only, cleanup_tmp_directories=not read_only,
+            create=not read_only, cleanup_tmp_directories=not read_only, save_interval_steps=0 if read_only else 1,
         )
         handlers = {"state": ocp.PyTreeCheckpointHandler(), "best": ocp.PyTreeCheckpointHandler(),
                     "meta": ocp.JsonCheckpointHandler()}
@@ -150,19 +184,31 @@ class Checkpoints:
     def latest_good(self, restore: Callable[[int], Any]) -> tuple[int, Any]:
         """(step, restore(step)) for the newest step that restores; a damaged one is skipped with a warning."""
         errors = []
+        _restored_dirs.add(self.directory)
         for step in reversed(self.steps()):
             try:
                 return step, restore(step)
             except ConfigError:
                 raise
             except Exception as e:  # a truncated or missing file: Orbax and TensorStore raise many kinds
-                errors.append(f"step {step}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+                errors.append(f"step {step}: {type(e).__name__}: {reason(e)}")
                 log.warning("checkpoint at step %d in %s cannot be restored (%s); trying the previous one",
                             step, self.directory, errors[-1])
         raise CheckpointError(
             f"no checkpoint in {self.directory} can be restored ({'; '.join(errors) or 'there are none'}); "
             "delete the directory to start over"
         )
+
+
+def reason(e: BaseException, limit: int = 200) -> str:
+    """An exception's first line for a one-line message, without object reprs
+    (`<bound method pybind11_...>`) or TensorStore's JSON spec."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = re.sub(r"\s*\[tensorstore_spec=.*", "", text)
+    pattern = re.compile(r"<[^<>]*(?:bound method|object at| at 0x)[^<>]*>")  # innermost first: reprs nest
+    while pattern.search(text):
+        text = pattern.sub("", text)
+    return re.sub(r"\s+", " ", text).strip(" :")[:limit] or "no details"
 
 
 def json_safe(x: Any) -> Any:

@@ -90,18 +90,20 @@ def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence,
                weights: np.ndarray | None = None) -> np.ndarray:
     """ROC curve of class 1 (binary) or of each class against the rest, with its AUC.
     `scores`: per-class log-odds (they rank like probabilities but do not saturate at 0 / 1);
-    `weights`: sample weights (dataset.weight), as the roc_auc metric weighs the rows."""
+    `weights`: sample weights (dataset.weight), as the roc_auc metric weighs the rows. Rows
+    whose score is not finite are left out (scikit-learn refuses them; the hook warns)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 4.0), dpi=100)
     which = [1] if len(classes) == 2 else range(len(classes))
     for c in which:
-        pos = labels == c
+        keep = np.isfinite(scores[:, c])
+        pos, score, w = labels[keep] == c, scores[keep, c], None if weights is None else weights[keep]
         if pos.all() or not pos.any():
             continue
-        fpr, tpr, _ = roc_curve(pos, scores[:, c], sample_weight=weights)
-        auc = roc_auc_score(pos, scores[:, c], sample_weight=weights)
+        fpr, tpr, _ = roc_curve(pos, score, sample_weight=w)
+        auc = roc_auc_score(pos, score, sample_weight=w)
         ax.plot(fpr, tpr, lw=1.2, label=f"{classes[c]} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("false positive rate")

@@ -116,9 +116,48 @@ def test_nonfinite_update_stops_naming_the_step_and_keeps_finite_checkpoints(com
     assert read_json(tmp_path / "r" / "summary.json")["status"] == "failed"
 
 
-def test_nan_policy_skip_skips_and_counts(compose, tmp_path):
-    _, s = run(compose([*TINY, "trainer.steps=12", *NAN, "trainer.nan_policy=skip"]), str(tmp_path / "r"))
-    assert s["status"] == "completed" and s["skipped_steps"] >= 1
+def test_nan_policy_skip_fails_a_run_it_cannot_save(compose, tmp_path):
+    # Every update after the first overflows and is skipped: the parameters stay finite but blown up.
+    with pytest.raises(TrainingError, match=r"val loss was not finite at any of 2 evaluation\(s\) up to step 12"):
+        run(compose([*TINY, "trainer.steps=12", *NAN, "trainer.nan_policy=skip"]), str(tmp_path / "r"))
+    assert read_json(tmp_path / "r" / "summary.json")["status"] == "failed"
+
+
+def test_orbax_noise_is_quiet_and_real_failures_are_not(compose, tmp_path, caplog):
+    from dlexp.checkpoint import Checkpoints, reason
+
+    run(compose([*TINY, "trainer.steps=12"]), str(tmp_path / "r"))
+    os.remove(os.path.join(checkpoint_dir(tmp_path / "r"), "6", "_CHECKPOINT_METADATA"))  # a save cut off at its end
+    with caplog.at_level(logging.INFO):
+        Checkpoints(str(tmp_path / "r"), read_only=True).close()  # what evaluate and predict open
+        _, s = run(compose([*TINY, "trainer.steps=18"]), str(tmp_path / "r"))
+    assert s["checkpoint"]["resumed_from_step"] == 12
+    assert "read_only=True" not in caplog.text and "Metadata file does not exist" not in caplog.text
+    assert not [r for r in caplog.records if r.name == "absl" and r.levelno >= logging.WARNING]
+
+    e = ValueError("DATA_LOSS: <bound method pybind11_detail_function_record_v1.__call__ of <object at 0x7f00>> "
+                   "bad chunk [tensorstore_spec='{\"driver\": \"zarr\"}']\nmore")
+    assert reason(e) == "DATA_LOSS: bad chunk"
+
+
+def test_closed_event_loop_callbacks_after_a_failed_restore_are_dropped():
+    from types import SimpleNamespace
+
+    from dlexp import checkpoint
+
+    seen = []
+    hook = checkpoint._quiet_closed_loop(seen.append)
+    closed = SimpleNamespace(exc_value=RuntimeError("Event loop is closed"))
+    other = SimpleNamespace(exc_value=RuntimeError("something else"))
+    restored, checkpoint._restored_dirs = checkpoint._restored_dirs, set()
+    try:
+        hook(closed)  # no restore yet: not ours to hide
+        checkpoint._restored_dirs.add("/x/checkpoints")
+        hook(closed)
+        hook(other)
+    finally:
+        checkpoint._restored_dirs = restored
+    assert seen == [closed, other]
 
 
 @pytest.mark.parametrize("change,message", [

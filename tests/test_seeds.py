@@ -87,16 +87,19 @@ def test_every_copy_failing_fails_the_run(compose, tmp_path):
 def test_nan_policy_skip_with_copies_counts_each_copys_skips(compose, tmp_path):
     _, vec = run(compose([*FRAGILE, "trainer.seeds=[3,4]", "trainer.nan_policy=skip"]), str(tmp_path / "r"))
     healthy, fragile = vec["copies"]
-    assert fragile["skipped_steps"] == 12 and "skipped_steps" not in healthy
-    assert healthy["status"] == fragile["status"] == "completed" and vec["failed_copies"] == []
+    # The fragile copy skips every step; its val loss never finite, it fails after 3 evaluations (step 6).
+    assert fragile["skipped_steps"] == 6 and "skipped_steps" not in healthy
+    assert fragile["status"] == "failed" and "val loss was not finite at any of 3" in fragile["error"]
+    assert healthy["status"] == "completed" and vec["failed_copies"] == [4]
     assert np.isfinite(healthy["test"]["loss"])
 
 
 def test_early_stopping_stops_each_copy_on_its_own(compose, tmp_path):
-    es = ["trainer.nan_policy=skip", "trainer.early_stopping.patience=3"]
+    es = ["trainer.nan_policy=skip", "trainer.early_stopping.patience=2"]
     _, vec = run(compose([*FRAGILE, *es, "trainer.seeds=[3,4]"]), str(tmp_path / "vec"))
     healthy, fragile = vec["copies"]
-    assert fragile["status"] == "stopped" and vec["early_stopping"]["stopped_at"] == [None, 6]
+    assert vec["early_stopping"]["stopped_at"] == [None, 4]  # the fragile copy never improves: stopped at 2 evals
+    assert fragile["status"] == "failed"  # and, its val loss never finite, it ends failed
     assert healthy["status"] == "completed" and vec["steps"] == 12
     _, one = run(compose([*FRAGILE, *es]), str(tmp_path / "one"))  # seed 3 alone trains as its copy did
     assert healthy["test"]["loss"] == pytest.approx(one["test"]["loss"], rel=1e-5)

@@ -62,12 +62,13 @@ def select(names: list[str] | str | None, columns: list[str], key: str, path: st
 
 def resolve(
     schema: pl.Schema, path: str, *, label: str, features=None, categorical=None, image=None, sequence=None,
-    weight=None, drop=None, exclude: tuple[str, ...] = (),
+    weight=None, drop=None, exclude: tuple[str, ...] = (), frame: pl.LazyFrame | None = None,
 ) -> Columns:
     """Checks every named column and gives each feature its role.
 
     features=None means every column not named elsewhere (label, weight, drop, `exclude`).
-    A string or unknown column among the numeric features is an error that says what to do.
+    A string or unknown column among the numeric features is an error that says what to do;
+    `frame` (the table) lets it say which text column holds numbers but for a few values.
     """
     columns = list(schema.names())
     if label not in schema:
@@ -87,10 +88,17 @@ def resolve(
     else:
         numeric = [c for c in select(features, columns, "dataset.features", path) if c not in cats and c not in seqs]
     numeric = [c for c in numeric if c not in taken]
-    bad = [f"{c} ({schema[c]})" for c in numeric if not (schema[c].is_numeric() or schema[c] == pl.Boolean)]
+    bad = [c for c in numeric if not (schema[c].is_numeric() or schema[c] == pl.Boolean)]
     if bad:
+        mixed = _mostly_numbers(frame, [c for c in bad if schema[c] == pl.String]) if frame is not None else {}
+        if mixed:
+            listed = "; ".join(f"{c!r} ({n} of {total} values are text, e.g. {example!r})"
+                               for c, (n, total, example) in mixed.items())
+            raise DataError(f"feature columns of {path} mix numbers and text: {listed}; fix or drop those rows "
+                            "(a feature column holds numbers only), or declare the column in dataset.categorical")
+        listed = ", ".join(f"{c} ({schema[c]})" for c in bad)
         raise DataError(
-            f"non-numeric feature columns in {path}: {', '.join(bad)}; declare them in dataset.categorical, "
+            f"non-numeric feature columns in {path}: {listed}; declare them in dataset.categorical, "
             "drop them with dataset.drop, or list only numeric columns in dataset.features"
         )
     if image is not None and not isinstance(schema[image], (pl.Array, pl.List)):
@@ -108,6 +116,21 @@ def resolve(
             f"got image={image}, sequence={seqs}, tabular={numeric + cats}: set dataset.features=[] or choose one"
         )
     return cols
+
+
+def _mostly_numbers(frame: pl.LazyFrame, columns: list[str]) -> dict[str, tuple[int, int, str]]:
+    """{column: (text values, values, first text value)} for the text columns whose values are
+    mostly numbers: a typo or a stray marker in a numeric column, not a categorical one."""
+    if not columns:
+        return {}
+    exprs = []
+    for c in columns:
+        text = pl.col(c).is_not_null() & pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).is_null()
+        exprs += [text.sum().alias(f"n:{c}"), pl.col(c).is_not_null().sum().alias(f"all:{c}"),
+                  pl.col(c).filter(text).first().alias(f"e:{c}")]
+    row = frame.select(exprs).collect().row(0, named=True)
+    return {c: (row[f"n:{c}"], row[f"all:{c}"], row[f"e:{c}"]) for c in columns
+            if 0 < row[f"n:{c}"] <= row[f"all:{c}"] // 2}
 
 
 def _list(columns: list[str], limit: int = 40) -> str:

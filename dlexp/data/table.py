@@ -12,7 +12,8 @@ and the features' checks ride on the sums it computes (`_in_one_pass`, gather.No
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, Optional
 
 import numpy as np
 import polars as pl
@@ -23,12 +24,23 @@ from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.gather import NotFinite, increasing
 from dlexp.data.prep import Prep
-from dlexp.data.sources import collect, scan
+from dlexp.data.sources import collect, has_rows, reading, scan
 from dlexp.errors import DataError
 
 TASKS = ("auto", "classification", "regression")
 
 
+def _names_unreadable_rows(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
+    """A row Polars cannot parse (found only when it is read) becomes a DataError naming the file."""
+    @functools.wraps(fn)
+    def wrapped(**kw: Any) -> Dataset:
+        with reading(kw["path"], kw.get("format", "auto")):
+            return fn(**kw)
+
+    return wrapped
+
+
+@_names_unreadable_rows
 def table(
     *,
     path: str,
@@ -74,12 +86,14 @@ def table(
     """
     lf = scan(path, format)
     schema = lf.collect_schema()
+    if not has_rows(lf):  # before the columns: a header-only CSV's columns all read as text
+        raise DataError(f"{path} has no rows (columns: {', '.join(schema.names())}); it needs a row per example")
     extra = tuple(c for c in (split_column, time_column) if c)
     for key, c in (("split_column", split_column), ("time_column", time_column)):
         if c is not None and c not in schema:
             raise DataError(f"dataset.{key}={c!r} is not a column of {path}; columns: {', '.join(schema.names())}")
     cols = resolve(schema, path, label=label, features=features, categorical=categorical, image=image,
-                   sequence=sequence, weight=weight, drop=drop, exclude=extra)
+                   sequence=sequence, weight=weight, drop=drop, exclude=extra, frame=lf)
     if image_shape is not None and not image and not sequence and int(np.prod(image_shape)) != len(cols.numeric):
         raise DataError(
             f"dataset.image_shape={list(image_shape)} holds {int(np.prod(image_shape))} values "
@@ -96,11 +110,11 @@ def table(
     # ------------------------------------------------------------------ rows
     if not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale):
         frame = lf  # read as it is cut; its values checked there (gather.NotFinite: checked whole below)
-        keys = check_values(collect(lf.select(key_cols), path), label=label, floats=[c for c in floats if c in key_cols],
-                            rules=rules, path=path)
+        keys = check_values(collect(lf.select(key_cols), path, format), label=label,
+                            floats=[c for c in floats if c in key_cols], rules=rules, path=path)
         n_read = keys.height
     else:
-        frame = lf if streaming else collect(lf, path)  # read once
+        frame = lf if streaming else collect(lf, path, format)  # read once
         frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
         keys, n_read = None, _height(frame)
     if n_read == 0:
@@ -137,6 +151,8 @@ def table(
             len(keys), val=val_fraction, test=test_fraction, seed=seed,
             method=split if task == "classification" else "random", labels=row_labels,
         )
+    if classes is not None:
+        _check_two_classes(label, classes, row_labels[idx["train"]], path)
 
     template = Prep(
         cols.numeric, label, task, scale, classes=classes, image_shape=list(image_shape) if image_shape else None,
@@ -157,7 +173,7 @@ def table(
     try:
         return prepare(idx)
     except NotFinite:  # a null, NaN or inf among the features (or float32 sums too large): the whole table's checks
-        frame = check_values(collect(lf, path), label=label, floats=floats, rules=rules, path=path)
+        frame = check_values(collect(lf, path, format), label=label, floats=floats, rules=rules, path=path)
         return prepare(idx)
 
 
@@ -310,6 +326,20 @@ def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
     if isinstance(frame, pl.LazyFrame):
         return frame.select(names).collect(engine="streaming")
     return frame.select(names)
+
+
+def _check_two_classes(label: str, classes: list, train_labels: np.ndarray, path: str) -> None:
+    """A classifier needs two classes to tell apart in its train rows; one would train "perfectly"."""
+    found = np.unique(train_labels)
+    if len(found) >= 2 or len(found) == 0:  # none: the empty train split has its own error
+        return
+    where = "the file" if len(classes) < 2 else "the train split"
+    only = classes[int(found[0])]
+    raise DataError(
+        f"label column {label!r} of {path} holds one class ({only!r}) in {where}; classification needs at least "
+        "two classes in the train rows: check dataset.label, add rows of the other classes, or set "
+        "task=regression for a numeric target"
+    )
 
 
 def _infer_task(task: str, y: pl.Series) -> str:

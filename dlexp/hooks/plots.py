@@ -6,10 +6,14 @@ On when `logger.tensorboard` and `logger.plots` are true; each hook acts only fo
   regression      at the end: predicted against true on test; forecasting: a few windows
   gan             at each evaluation: samples of one fixed noise batch as a grid
   autoencoder     at each evaluation: val images (top row) and their reconstructions
+
+A figure of non-finite outputs (a diverged model) is skipped with a one-line warning: the
+run's own status and messages say what went wrong, a plot must not end it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import jax
@@ -20,6 +24,16 @@ from dlexp.metrics import class_log_odds
 from dlexp.plots import (confusion_figure, forecast_figure, image_grid, is_image, predict_all, predictions_figure,
                          regression_figure, roc_figure)
 from dlexp.tasks import make_predict
+
+log = logging.getLogger("dlexp")
+
+
+def finite_or_warn(values: np.ndarray, tag: str) -> bool:
+    """Whether `values` are all finite; if not, says which figure is skipped and why."""
+    bad = int(np.size(values) - np.isfinite(values).sum())
+    if bad:
+        log.warning("%s: not drawn, %d of %d model outputs are not finite (NaN or inf)", tag, bad, np.size(values))
+    return not bad
 
 
 class ClassificationPlots(Hook):
@@ -38,7 +52,8 @@ class ClassificationPlots(Hook):
         np.add.at(cm, (y, pred), 1 if w is None else w)
         step = loop.step
         ctx.writers.image("plots/confusion_matrix", confusion_figure(cm, classes), step)
-        ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes, w), step)
+        if finite_or_warn(logits, "plots/roc"):
+            ctx.writers.image("plots/roc", roc_figure(y, np.asarray(class_log_odds(logits)), classes, w), step)
         if is_image(x.shape[1:]):
             k = min(self.samples, len(x))
             ctx.writers.image("plots/predictions", predictions_figure(x[:k], y[:k], pred[:k], classes), step)
@@ -55,6 +70,8 @@ class RegressionPlots(Hook):
         x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
         pred = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x).reshape(y.shape) * std + mean
         true = y * std + mean
+        if not finite_or_warn(pred, "plots/predictions"):
+            return
         ctx.writers.image("plots/predictions", regression_figure(true.ravel(), pred.ravel()), loop.step)
         if ctx.task.name == "forecasting" and x.ndim >= 2:
             idx = np.linspace(0, len(x) - 1, min(self.windows, len(x))).astype(int)
@@ -77,7 +94,8 @@ class GANSamples(Hook):
     def on_eval(self, ctx: Any, loop: Any, improved: bool) -> None:
         if self.sample is not None:
             images = np.asarray(self.sample(loop.state["params"], loop.state["rest"], self.z))
-            ctx.writers.image("samples/generated", image_grid(images), loop.step)
+            if finite_or_warn(images, "samples/generated"):
+                ctx.writers.image("samples/generated", image_grid(images), loop.step)
 
 
 class Reconstructions(Hook):
@@ -95,5 +113,7 @@ class Reconstructions(Hook):
     def on_eval(self, ctx: Any, loop: Any, improved: bool) -> None:
         if self.reconstruct is not None:
             recon = np.asarray(self.reconstruct(loop.state["params"], loop.state["rest"], self.x))
+            if not finite_or_warn(recon, "samples/reconstructions"):
+                return
             grid = image_grid(np.concatenate([self.x, recon.reshape(self.x.shape)]), cols=len(self.x))
             ctx.writers.image("samples/reconstructions", grid, loop.step)

@@ -22,7 +22,8 @@ from dlexp.data import Dataset
 from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import TrainingError
 from dlexp.hooks.base import Hook
-from dlexp.loop.guards import GUARD_KEYS, nonfinite_message
+from dlexp.loop.guards import (GUARD_KEYS, all_finite, never_finite_message, nonfinite_message,
+                               nonfinite_state_message, val_never_finite)
 from dlexp.loop.plan import Plan, better, parse_objective
 from dlexp.loop.records import (FAILED, RUNNING, Context, CopyRecord, Loop, copies_summary, copy_summary,
                                 make_progress, short)
@@ -67,6 +68,9 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     ctx = Context(task, sm, plan, layout, writers[0], list(writers), objective, data, list(seeds))
     for h in hooks:
         h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
+    # nan_policy=skip: each copy's [val loss ever finite, non-finite evaluations in a row, last evaluated step]
+    val_streaks = loop.extra.setdefault("val_finite", [[False, 0, 0] for _ in seeds]) if skip_nonfinite else []
+    state_finite = jax.jit(jax.vmap(all_finite) if copies else all_finite)
 
     def running() -> tuple[bool, ...]:
         return tuple(c.status == RUNNING for c in loop.copies)
@@ -74,27 +78,40 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     def active_mask(flags: tuple[bool, ...]):  # copies: which still train (a stopped or failed copy keeps its state)
         return jax.device_put(np.array(flags), layout.batch) if copies else None
 
+    def fail(c: CopyRecord, error: str) -> None:
+        c.status, c.error = FAILED, error
+        log.warning("seed %d failed: %s", c.seed, c.error)
+
+    def any_left() -> None:
+        """Ends the run with the first copy's error once every copy has failed."""
+        if all(c.status == FAILED for c in loop.copies):
+            raise TrainingError(loop.copies[0].error if len(loop.copies) == 1 else
+                                f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}")
+
     def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
-        for c, sums, w in zip(loop.copies, layout.per_copy(jax.device_get(acc_w)), writers):  # the window's one sync
+        # Skip keeps the state of a bad step; an update that overflowed with a finite loss still fails the copy.
+        finite = np.atleast_1d(jax.device_get(state_finite(layout.unreplicate(loop.state)))) if skip_nonfinite else None
+        window = layout.per_copy(jax.device_get(acc_w))  # the window's one sync (and the state check's, under skip)
+        for i, (c, sums, w) in enumerate(zip(loop.copies, window, writers)):
             if c.status != RUNNING:
                 continue
             measured = int(sums.pop("grad_norm_n"))
             grad_norm = float(sums.pop("grad_norm")) / measured if measured else None
             guard = {k: sums.pop(k) for k in GUARD_KEYS}
             if guard["nonfinite"] and not skip_nonfinite:
-                c.status, c.error = FAILED, nonfinite_message(guard, step - steps_in, step, float(sums["loss"]))
-                log.warning("seed %d failed: %s", c.seed, c.error)
+                fail(c, nonfinite_message(guard, step - steps_in, step, float(sums["loss"])))
                 continue
             c.skipped_steps += int(guard["nonfinite"])
+            if finite is not None and not finite[i]:
+                fail(c, nonfinite_state_message(step, c.skipped_steps))
+                continue
             c.last_train = task.finalize(sums)
             w.scalars(step, {**{f"train/{k}": v for k, v in c.last_train.items()},
                              **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
                              **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
                              "train/lr": lr_at(step), "train/samples_per_s": steps_in * plan.batch_size / elapsed,
                              "train/epoch": step / plan.steps_per_epoch})
-        if all(c.status == FAILED for c in loop.copies):
-            raise TrainingError(loop.copies[0].error if len(loop.copies) == 1 else
-                                f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}")
+        any_left()
         progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
         for h in hooks:
             h.on_log(ctx, loop)
@@ -102,15 +119,20 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     def evaluate_val(step: int) -> None:
         current = layout.unreplicate(loop.state)
         improved = []
-        for c, metrics, w in zip(loop.copies, programs.evaluate(current["params"], current["rest"], "val"), writers):
+        found = programs.evaluate(current["params"], current["rest"], "val")
+        for i, (c, metrics, w) in enumerate(zip(loop.copies, found, writers)):
             improved.append(False)
             if c.status != RUNNING:
                 continue
             c.last_val = metrics
             w.scalars(step, {f"val/{k}": v for k, v in metrics.items()})
+            if skip_nonfinite and val_never_finite(val_streaks[i], metrics.get("loss", float("nan")), step):
+                fail(c, never_finite_message(val_streaks[i][1], step, c.skipped_steps))
+                continue
             value = c.value(obj_metric)
             if better(value, c.best_value, obj_mode):
                 c.best_value, c.best_step, c.best_val, improved[-1] = value, step, dict(metrics), True
+        any_left()
         if any(improved):
             loop.best_state = programs.keep_best(improved, (current["params"], current["rest"]), loop.best_state)
         progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
@@ -159,6 +181,11 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     train_s = time.perf_counter() - t_start
 
     # ------------------------------------------------------------------ final evaluation
+    if skip_nonfinite and loop.status != "preempted":  # every val loss non-finite: fails, however few there were
+        for c, (ever, evals, last) in zip(loop.copies, val_streaks, strict=True):
+            if c.status != FAILED and not ever and evals:
+                fail(c, never_finite_message(evals, last, c.skipped_steps))
+        any_left()
     # A copy whose objective was never finite is tested with its final state.
     final = layout.unreplicate(loop.state)
     never = [c.best_value is None for c in loop.copies]

@@ -5,9 +5,17 @@ host learns the exact step at its next log without a sync per step. With
 `trainer.nan_policy=skip` the flagged update is dropped (the state keeps its values,
 only the step counter moves on, so the batch order and dropout keys stay those of an
 uninterrupted run) and its metrics are left out of the window.
+
+Skipping cannot save every run, and the loop fails a copy (as the stop policy would) when:
+its state holds a non-finite value at a log (an update overflowed with a finite loss and
+gradient), or its val loss is never finite: `NEVER_FINITE_EVALS` non-finite evaluations in a
+row before any finite one, or a run that ends without one (finite parameters so large that
+every update overflows and is skipped).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +23,13 @@ import jax.numpy as jnp
 from dlexp.metrics import add_sums
 
 GUARD_KEYS = ("nonfinite", "first_nonfinite")  # sums the guard adds; not metrics of the task
+NEVER_FINITE_EVALS = 3  # val evaluations in a row with a non-finite loss, and none finite before: the copy fails
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every float value of `tree` is finite (one fused reduction)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def guard_step(old: dict, new: dict, sums: dict, *, skip: bool, active=None) -> tuple[dict, dict]:
@@ -41,6 +56,36 @@ def accumulate(acc: dict, sums: dict) -> dict:
     out = add_sums(acc, sums)
     out["first_nonfinite"] = jnp.where(acc["first_nonfinite"] > 0, acc["first_nonfinite"], sums["first_nonfinite"])
     return out
+
+
+def val_never_finite(streak: list, loss: float, step: int) -> bool:
+    """Updates one copy's [ever finite, non-finite evaluations in a row, last evaluated step] with
+    the val loss at `step`; True when the copy should fail (NEVER_FINITE_EVALS non-finite ones
+    and none finite before)."""
+    if math.isfinite(loss):
+        streak[:] = [True, 0, step]
+        return False
+    streak[1:] = [streak[1] + 1, step]
+    return not streak[0] and streak[1] >= NEVER_FINITE_EVALS
+
+
+ADVICE = ("lower optimizer.lr, set optimizer.clip_norm, or check the data for extreme values, and start "
+          "in a new run dir (resuming this one restores the same parameters)")
+
+
+def never_finite_message(evals: int, step: int, skipped: int) -> str:
+    """What the user reads when nan_policy=skip cannot save a run: the val loss was never finite."""
+    return (
+        f"the val loss was not finite at any of {evals} evaluation(s) up to step {step} "
+        f"({skipped} train step(s) skipped as non-finite): the model's outputs are not finite, most often because "
+        f"its parameters grew so large that every update overflows, which skipping cannot undo; {ADVICE}"
+    )
+
+
+def nonfinite_state_message(step: int, skipped: int) -> str:
+    """What the user reads when nan_policy=skip finds a non-finite value in the state itself."""
+    return (f"the train state (parameters or optimizer) held a non-finite value at step {step} although "
+            f"{skipped} non-finite step(s) were skipped: an update overflowed; {ADVICE}")
 
 
 def nonfinite_message(sums: dict, start: int, end: int, loss: float) -> str:
