@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.saved_run import SavedRun, batched, load_run, parse_args
+from dlexp.saved_run import SavedRun, asks_for_help, batched, load_run, parse_args
 
 USAGE = "python -m dlexp.evaluate RUN_DIR [split=test|val|train] [path=FILE] [checkpoint=best|last] [dataset.KEY=VALUE ...]"
 KEYS = ("split", "path", "format", "checkpoint", "batch_size")
@@ -77,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     from dlexp.writers import summary_table
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if asks_for_help(argv, __doc__):
+        return 0
     try:
-        run_dir, opts, overrides = parse_args(sys.argv[1:] if argv is None else argv, KEYS, USAGE)
+        run_dir, opts, overrides = parse_args(argv, KEYS, USAGE)
         run = load_run(run_dir, overrides)
         result = evaluate(run, split=opts.get("split", "test"), path=opts.get("path"), fmt=opts.get("format", "auto"),
                           which=opts.get("checkpoint", "best"), batch_size=int(opts.get("batch_size", 1024)))

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.saved_run import SavedRun, load_run, outputs, parse_args
+from dlexp.saved_run import SavedRun, asks_for_help, load_run, outputs, parse_args
 
 USAGE = "python -m dlexp.predict RUN_DIR path=FILE [out=FILE.parquet] [format=auto] [checkpoint=best|last]"
 KEYS = ("path", "out", "format", "checkpoint", "batch_size")
@@ -53,8 +53,11 @@ def write_parquet(df: pl.DataFrame, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if asks_for_help(argv, __doc__):
+        return 0
     try:
-        run_dir, opts, overrides = parse_args(sys.argv[1:] if argv is None else argv, KEYS, USAGE)
+        run_dir, opts, overrides = parse_args(argv, KEYS, USAGE)
         if "path" not in opts:
             raise ConfigError(f"path=FILE is required; usage: {USAGE}")
         if overrides:

@@ -8,6 +8,7 @@ so new data is transformed exactly as the training data was.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,11 +23,20 @@ from omegaconf import DictConfig, OmegaConf
 from dlexp.errors import ConfigError, DataError
 
 CHOICES = ("best", "last")  # which parameters: the best evaluation's, or the last step's
+log = logging.getLogger("dlexp")
+
+
+def asks_for_help(argv: list[str], doc: str | None) -> bool:
+    """`-h` / `--help`: prints the command's docstring (its usage and what it does)."""
+    if any(a in ("-h", "--help") for a in argv):
+        print((doc or "").strip())
+        return True
+    return False
 
 
 def parse_args(argv: list[str], keys: tuple[str, ...], usage: str) -> tuple[str, dict[str, str], list[str]]:
     """(run dir, {key: value}, ["dataset.k=v", ...]) from `RUN_DIR key=value ...`."""
-    if not argv or "=" in argv[0] or argv[0] in ("-h", "--help"):
+    if not argv or "=" in argv[0]:
         raise ConfigError(f"usage: {usage}")
     run_dir, opts, dataset = argv[0], {}, []
     for a in argv[1:]:
@@ -102,7 +112,19 @@ class SavedRun:
         task = make_task(self.prep.task, num_outputs=self.num_outputs(), target_scale=self.target_scale(),
                          classes=self.prep.classes, model=model, loss=self.cfg.get("loss"),
                          precision=self.cfg.trainer.get("precision", "float32"))
-        return sm, task, (meta["copies"][0]["best_step"] if which == "best" else step)
+        return sm, task, (best_step(meta, step, self.run_dir) if which == "best" else step)
+
+
+def best_step(meta: dict, step: int, run_dir: str) -> int:
+    """The step of the best evaluation a checkpoint holds; a run whose objective was never finite
+    has none (its `best` item is the state at `step`), which is said, not shown as step -1."""
+    copy = meta["copies"][0]
+    if copy.get("best_value") is not None and copy["best_step"] >= 0:
+        return copy["best_step"]
+    metric = (meta.get("objective") or ["the objective"])[0]
+    log.warning("%s never had a finite %s: there is no best evaluation, so its parameters at step %d are used; "
+                "they likely diverged (see its summary.json)", run_dir, metric, step)
+    return step
 
 
 def load_run(run_dir: str, dataset_overrides: list[str] = ()) -> SavedRun:

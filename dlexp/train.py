@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import TrainConfig, register_configs, seed_list, typed
+from dlexp.config import TrainConfig, config_dir, register_configs, seed_list, typed
 from dlexp.errors import DlexpError
 
 log = logging.getLogger("dlexp")
@@ -197,7 +197,7 @@ def hparams_of(cfg: TrainConfig, batch_size: int) -> dict[str, Any]:
     return hp
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
@@ -226,20 +226,42 @@ def main(cfg: DictConfig) -> float:
 
 
 def cli() -> None:
-    """`python -m dlexp.train`: a misspelt schema key is named before Hydra starts."""
-    from dlexp.config import check_overrides
+    """`python -m dlexp.train`: a misspelt schema key is named before Hydra starts; a config
+    Hydra rejects (a bad value, an unknown option) exits 2 like every user error, with
+    Hydra's own message."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
-    groups = {d for d in os.listdir(conf) if os.path.isdir(os.path.join(conf, d))} if os.path.isdir(conf) else set()
+    from dlexp.config import check_overrides, open_target_overrides
     from dlexp.resume import add_run_dir_for_resume
+
+    conf = config_dir()
+    groups = {d for d in os.listdir(conf) if os.path.isdir(os.path.join(conf, d))}
 
     try:
         check_overrides(sys.argv[1:], groups)
     except DlexpError as e:
         print(f"dlexp error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    sys.argv[1:] = add_run_dir_for_resume(sys.argv[1:])  # trainer.resume=<dir> continues in <dir>
-    main()
+    sys.argv[1:] = open_target_overrides(add_run_dir_for_resume(sys.argv[1:]))  # see both functions
+
+    def before_the_job(e: BaseException) -> bool:
+        """Whether Hydra failed composing the config, not inside the job (run_job: a crash, exit 1)."""
+        tb = e.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name == "run_job":
+                return False
+            tb = tb.tb_next
+        return True
+
+    try:
+        main()
+    except SystemExit as e:
+        # Hydra prints its message and calls sys.exit(1) inside `except`: the cause is e.__context__.
+        cause = e.__context__
+        if e.code == 1 and isinstance(cause, (HydraException, OmegaConfBaseException)) and before_the_job(cause):
+            sys.exit(DlexpError.exit_code)
+        raise
 
 
 if __name__ == "__main__":

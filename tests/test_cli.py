@@ -90,8 +90,8 @@ BAD = [
     (["trainr.epochs=3"], "trainr.epochs: 'trainr' is not a top-level key (did you mean 'trainer'?)"),
     (["trainer.batch_size=lots"], "Value 'lots' of type 'str' could not be converted to Integer\n    full_key: trainer.batch_size"),
     (["model=cnnn"], "Available options in 'model'"),
-    (["model.hiden=[4]"], "Key 'hiden' is not in struct"),
-    (["+model.hiden=[4]"], "model.hiden is not a parameter of dlexp.models.cnn.CNN; valid keys: activation, channels"),
+    (["model.hiden=[4]"], "model.hiden is not a parameter of dlexp.models.cnn.CNN (did you mean"),
+    (["+model.hiden=[4]"], "model.hiden is not a parameter of dlexp.models.cnn.CNN (did you mean"),
     (["dataset=parquet", "dataset.path=missing.parquet", "dataset.label=y"], "dataset.path='missing.parquet': no such file"),
     (["dataset=parquet", "dataset.label=y"], "dataset.path must be set"),
     (["objective.metric=val/r2"], "objective.metric='val/r2' is not a metric of classification; valid: val/loss"),
@@ -146,3 +146,65 @@ def test_nan_loss_stops_with_the_step(cli, tmp_path):
     assert proc.returncode == 2
     assert "the train loss became nan between steps" in proc.stderr
     assert read_json(tmp_path / "nan" / "summary.json")["status"] == "failed"
+
+
+def test_a_diverging_run_with_nan_policy_skip_fails_with_one_message(cli, tmp_path):
+    proc = cli("model=mlp", "dataset=wine", "optimizer=sgd", "optimizer.lr=1e6", "trainer.nan_policy=skip",
+               "trainer.steps=24", "trainer.eval_every=6", "trainer.log_every=6", "trainer.progress=false",
+               f"hydra.run.dir={tmp_path / 'skip'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "dlexp error: the val loss was not finite at any of 3 evaluation(s) up to step 18" in proc.stderr
+    assert read_json(tmp_path / "skip" / "summary.json")["status"] == "failed"
+
+
+def bad_files(d):
+    """The issue's bad data files: {name: (file, message)}."""
+    (d / "empty.csv").write_bytes(b"")
+    (d / "garbage.parquet").write_bytes(bytes(range(256)) * 4)
+    (d / "header.csv").write_text("f1,f2,label\n")
+    pl.DataFrame({"f1": np.arange(40.0), "label": [1] * 40}).write_csv(d / "one_class.csv")
+    return {
+        "empty": ("empty.csv", "empty.csv is empty (0 bytes); expected a CSV file: UTF-8 text, a header row"),
+        "garbage": ("garbage.parquet", "cannot read garbage.parquet as Parquet (parquet: File out of specification"),
+        "header": ("header.csv", "header.csv has no rows (columns: f1, f2, label)"),
+        "one_class": ("one_class.csv", "label column 'label' of one_class.csv holds one class (1) in the file; "
+                                       "classification needs at least two classes"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "garbage", "header", "one_class"])
+def test_bad_data_files_give_one_clear_message(cli, tmp_path, case):
+    name, message = bad_files(tmp_path)[case]
+    fmt = "parquet" if name.endswith(".parquet") else "csv"
+    proc = cli(f"dataset={fmt}", f"dataset.path={name}", "dataset.label=label", "model=mlp", "debug=fast",
+               f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and f"dlexp error: {message}" in proc.stderr, proc.stderr[-3000:]
+    assert read_json(tmp_path / "r" / "summary.json")["status"] == "failed"
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("trainer.batch_size=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+    ("model=cnnx", "Could not find 'model/cnnx'"),
+])
+def test_a_config_hydra_rejects_exits_2_with_its_message(cli, arg, message):
+    proc = cli(arg, "debug=fast")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_crash_inside_the_job_still_exits_1(cli, tmp_path):
+    """Not a user error: the exit code says so (and the traceback stays)."""
+    (tmp_path / "boom.py").write_text(
+        "from flax import nnx\n\n"
+        "class Boom(nnx.Module):\n"
+        "    def __init__(self, in_shape, num_outputs, *, rngs: nnx.Rngs):\n"
+        "        self.fc = nnx.Linear(in_shape[-1], num_outputs, rngs=rngs)\n\n"
+        "    def __call__(self, x):\n"
+        "        raise RuntimeError('boom')\n"
+    )
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "boom.yaml").write_text("_target_: boom.Boom\n")
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = cli("model=boom", "dataset=wine", *TINY, f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+               f"hydra.run.dir={tmp_path / 'b'}", env=env)
+    assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr, proc.stderr[-3000:]
