@@ -9,7 +9,8 @@ From a notebook or a script, `dlexp.run` trains one run as the command line woul
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["compose", "run"]
 
@@ -17,7 +18,8 @@ __all__ = ["compose", "run"]
 def compose(overrides: Sequence[str] = ()) -> Any:
     """The config `python -m dlexp.train <overrides>` would get (a DictConfig), composed from the
     shipped conf/ and a conf/ in the working directory (your own group options)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from dlexp.config import config_dir, open_target_overrides, register_configs

@@ -23,7 +23,7 @@ class SweepReport(Callback):
         # An Optuna study's sqlite file is opened before any job makes a directory.
         storage = str(config.hydra.sweeper.get("storage") or "")
         if storage.startswith("sqlite:///"):
-            os.makedirs(os.path.dirname(storage[len("sqlite:///"):]) or ".", exist_ok=True)
+            os.makedirs(os.path.dirname(storage[len("sqlite:///") :]) or ".", exist_ok=True)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         import polars as pl
@@ -39,6 +39,8 @@ class SweepReport(Callback):
             sys.exit(1)
         failed = ranked.filter(pl.col("status") != "completed").get_column("job").unique().to_list()
         if failed:
-            print(f"{len(failed)} of {ranked.get_column('job').n_unique()} jobs failed: {', '.join(failed)}",
-                  file=sys.stderr)
+            print(
+                f"{len(failed)} of {ranked.get_column('job').n_unique()} jobs failed: {', '.join(failed)}",
+                file=sys.stderr,
+            )
             sys.exit(1)

@@ -3,7 +3,8 @@
 One checkpoint is three items: `state` (the task's state pytree: params, rest,
 optimizer, step; stacked along a leading axis for copies), `best` (params and rest of
 the best evaluation so far) and `meta` (JSON: the rest of the loop's `Loop`: step,
-epoch, each copy's best metric and status, early-stopping counters, ...). The batch order is a pure function of (seed, epoch) and dropout keys
+epoch, each copy's best metric and status, early-stopping counters, ...). The batch order
+is a pure function of (seed, epoch) and dropout keys
 are fold_in(key, step), so these items resume a run exactly. Because every checkpoint
 carries the best parameters, keeping the last k checkpoints keeps the best as well,
 whatever the eval and save cadences (evaluation and inference restore `best`).
@@ -21,7 +22,8 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +55,7 @@ _restored_dirs: set[str] = set()  # checkpoint dirs `latest_good` has read in th
 def _quiet_closed_loop(previous: Callable) -> Callable:
     """sys.unraisablehook that drops the "Event loop is closed" callbacks TensorStore sends
     after a failed restore, once Orbax has closed its loop (a traceback per array otherwise)."""
+
     def hook(u: Any) -> None:
         if _restored_dirs and isinstance(u.exc_value, RuntimeError) and str(u.exc_value) == "Event loop is closed":
             return
@@ -113,11 +116,18 @@ class Checkpoints:
             raise ConfigError(f"trainer.checkpoint.keep={keep} must be at least 1")
         self.directory = checkpoint_dir(run_dir)
         options = ocp.CheckpointManagerOptions(  # read-only: the values Orbax would set with a warning
-            max_to_keep=None if read_only else keep, enable_async_checkpointing=async_save, read_only=read_only,
-            create=not read_only, cleanup_tmp_directories=not read_only, save_interval_steps=0 if read_only else 1,
+            max_to_keep=None if read_only else keep,
+            enable_async_checkpointing=async_save,
+            read_only=read_only,
+            create=not read_only,
+            cleanup_tmp_directories=not read_only,
+            save_interval_steps=0 if read_only else 1,
         )
-        handlers = {"state": ocp.PyTreeCheckpointHandler(), "best": ocp.PyTreeCheckpointHandler(),
-                    "meta": ocp.JsonCheckpointHandler()}
+        handlers = {
+            "state": ocp.PyTreeCheckpointHandler(),
+            "best": ocp.PyTreeCheckpointHandler(),
+            "meta": ocp.JsonCheckpointHandler(),
+        }
         absl = logging.getLogger("absl")
         level = absl.level
         absl.setLevel(logging.ERROR if read_only else level)  # "directory is read only": as asked
@@ -130,8 +140,15 @@ class Checkpoints:
     def save(self, step: int, state: Any, best: dict, meta: dict) -> None:
         """Saves copies of `state` and `best` (the next train step donates its buffers) and `meta`."""
         state, best = jax.tree.map(jnp.copy, (state, best))
-        self.manager.save(step, force=True, args=ocp.args.Composite(
-            state=ocp.args.PyTreeSave(state), best=ocp.args.PyTreeSave(best), meta=ocp.args.JsonSave(json_safe(meta))))
+        self.manager.save(
+            step,
+            force=True,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeSave(state),
+                best=ocp.args.PyTreeSave(best),
+                meta=ocp.args.JsonSave(json_safe(meta)),
+            ),
+        )
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -151,14 +168,20 @@ class Checkpoints:
         """(state, best, meta) of one step; a state that does not fit `abstract_state` is a ConfigError."""
         self.check_fits(step, abstract_state)
         abstract_best = {"params": abstract_state["params"], "rest": abstract_state["rest"]}
-        out = self.manager.restore(step, args=ocp.args.Composite(
-            state=_pytree_restore(abstract_state), best=_pytree_restore(abstract_best), meta=ocp.args.JsonRestore()))
+        out = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=_pytree_restore(abstract_state), best=_pytree_restore(abstract_best), meta=ocp.args.JsonRestore()
+            ),
+        )
         return out["state"], out["best"], out["meta"]
 
     def restore_model(self, step: int, abstract: dict, item: str = "best") -> dict:
         """{params, rest} of a step, the best so far or the current (`item="state"`): no optimizer needed."""
         self.check_fits(step, abstract, item)
-        return self.manager.restore(step, args=ocp.args.Composite(**{item: _pytree_restore(abstract, partial=True)}))[item]
+        return self.manager.restore(step, args=ocp.args.Composite(**{item: _pytree_restore(abstract, partial=True)}))[
+            item
+        ]
 
     def check_fits(self, step: int, abstract: Any, item: str = "state") -> None:
         """Names the first array whose shape differs between the checkpoint and this config."""
@@ -192,8 +215,12 @@ class Checkpoints:
                 raise
             except Exception as e:  # a truncated or missing file: Orbax and TensorStore raise many kinds
                 errors.append(f"step {step}: {type(e).__name__}: {reason(e)}")
-                log.warning("checkpoint at step %d in %s cannot be restored (%s); trying the previous one",
-                            step, self.directory, errors[-1])
+                log.warning(
+                    "checkpoint at step %d in %s cannot be restored (%s); trying the previous one",
+                    step,
+                    self.directory,
+                    errors[-1],
+                )
         raise CheckpointError(
             f"no checkpoint in {self.directory} can be restored ({'; '.join(errors) or 'there are none'}); "
             "delete the directory to start over"

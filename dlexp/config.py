@@ -16,7 +16,7 @@ import inspect
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -64,9 +64,9 @@ class Precision(enum.StrEnum):
 
 @dataclass
 class CheckpointConfig:
-    every_steps: Optional[int] = None  # save every N steps (null: off)
-    every_epochs: Optional[int] = 1  # save every N epochs (null: off)
-    min_interval_s: Optional[float] = 30.0  # at most one cadence save per this many seconds (the end, a stop, always)
+    every_steps: int | None = None  # save every N steps (null: off)
+    every_epochs: int | None = 1  # save every N epochs (null: off)
+    min_interval_s: float | None = 30.0  # at most one cadence save per this many seconds (the end, a stop, always)
     keep: int = 2  # the last k checkpoints kept (the best is kept as well)
     async_save: bool = True  # write in the background while training goes on
     enabled: bool = True
@@ -74,29 +74,29 @@ class CheckpointConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    patience: Optional[int] = None  # evaluations without improvement before stopping (null: off)
+    patience: int | None = None  # evaluations without improvement before stopping (null: off)
     min_delta: float = 0.0  # an improvement smaller than this does not count
 
 
 @dataclass
 class CVConfig:
-    folds: Optional[int] = None  # K-fold cross-validation: train K models (null: off)
+    folds: int | None = None  # K-fold cross-validation: train K models (null: off)
 
 
 @dataclass
 class DistributedConfig:
-    coordinator: Optional[str] = None  # host:port of process 0; null: from SLURM / submitit, or single-process
-    num_processes: Optional[int] = None
-    process_id: Optional[int] = None
+    coordinator: str | None = None  # host:port of process 0; null: from SLURM / submitit, or single-process
+    num_processes: int | None = None
+    process_id: int | None = None
 
 
 @dataclass
 class TrainerConfig:
     epochs: int = 30
-    steps: Optional[int] = None  # when set, train this many steps instead of epochs
+    steps: int | None = None  # when set, train this many steps instead of epochs
     batch_size: int = 64
     eval_batch_size: int = 1024
-    eval_every: Optional[int] = None  # steps between val evaluations; None: once per epoch
+    eval_every: int | None = None  # steps between val evaluations; None: once per epoch
     log_every: int = 20  # steps between train-metric logs (the only host syncs)
     steps_per_call: Any = "auto"  # train steps fused into one compiled call (lax.scan): auto or an int >= 1
     parallel: Parallel = Parallel.auto
@@ -104,8 +104,8 @@ class TrainerConfig:
     progress: bool = True  # a progress bar on stderr
     precision: Precision = Precision.float32
     nan_policy: NanPolicy = NanPolicy.stop
-    seeds: Optional[Any] = None  # a list of seeds, or a count: that many copies in one vmapped program
-    resume: Optional[str] = None  # a run dir to continue from (the run's own dir is resumed automatically)
+    seeds: Any | None = None  # a list of seeds, or a count: that many copies in one vmapped program
+    resume: str | None = None  # a run dir to continue from (the run's own dir is resumed automatically)
     compile_cache: bool = True  # JAX's persistent compilation cache under paths.cache
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
@@ -125,10 +125,10 @@ class LoggerConfig:
     tensorboard: bool = True  # event files under <run>/tb
     jsonl: bool = True  # <run>/metrics.jsonl
     console: bool = True  # the summary table at the end
-    histograms_every: Optional[int] = None  # steps between parameter / gradient histograms (null: off)
+    histograms_every: int | None = None  # steps between parameter / gradient histograms (null: off)
     embeddings: bool = False  # penultimate-layer features of val samples for the projector
     embedding_samples: int = 500
-    profile_steps: Optional[int] = None  # trace this many steps with the JAX profiler (debug=profile)
+    profile_steps: int | None = None  # trace this many steps with the JAX profiler (debug=profile)
     plots: bool = True  # images into TensorBoard: confusion matrix, ROC, predictions, GAN samples, reconstructions
 
 
@@ -168,8 +168,8 @@ class TrainConfig:
     callbacks: dict[str, Any] = field(default_factory=dict)  # hooks by name: `_target_` + arguments, or null (off)
     task: Task = Task.auto
     seed: int = 0
-    data_seed: Optional[int] = None  # the data split's seed (null: seed); vectorized seeds share it
-    name: Optional[str] = None  # appended to the run dir name
+    data_seed: int | None = None  # the data split's seed (null: seed); vectorized seeds share it
+    name: str | None = None  # appended to the run dir name
 
 
 def typed(cfg: Any) -> TrainConfig:
@@ -201,7 +201,9 @@ def seed_list(seeds: Any, base: int) -> list[int]:
     try:
         out = [int(s) for s in seeds]
     except (TypeError, ValueError):
-        raise ConfigError(f"trainer.seeds={seeds!r} must be a count (4) or a list of integer seeds ([0,1,2,3])") from None
+        raise ConfigError(
+            f"trainer.seeds={seeds!r} must be a count (4) or a list of integer seeds ([0,1,2,3])"
+        ) from None
     if not out or len(set(out)) != len(out):
         raise ConfigError(f"trainer.seeds={out} must be a non-empty list of distinct seeds")
     return out
@@ -220,6 +222,10 @@ def config_dir() -> str:
 def register_configs() -> None:
     """Make `train_schema` known to Hydra (conf/train.yaml lists it first) and the
     `suffix` resolver that appends `_<name>` to run dir names when a name is set."""
+    import warnings
+
+    # conf/train.yaml searches a conf/ where dlexp runs; most working directories have none.
+    warnings.filterwarnings("ignore", message=r"provider=hydra\.searchpath in main, path=conf is not available")
     from omegaconf import OmegaConf
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -309,8 +315,10 @@ def check_call(fn: Any, kwargs: dict, key: str, injected: tuple[str, ...] = ()) 
         hints = {}
     for name, value in kwargs.items():
         if name not in params or name in injected:
-            raise ConfigError(f"{key}.{name} is not a parameter of {_qualname(fn)}{_did_you_mean(name, valid)}; "
-                              f"valid keys: {', '.join(valid)}")
+            raise ConfigError(
+                f"{key}.{name} is not a parameter of {_qualname(fn)}{_did_you_mean(name, valid)}; "
+                f"valid keys: {', '.join(valid)}"
+            )
         _check_type(value, hints.get(name, params[name].annotation), f"{key}.{name}")
     missing = [
         n
@@ -361,7 +369,11 @@ def check_overrides(args: list[str], groups: frozenset[str] | set[str] = frozens
     import dataclasses
 
     top = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    schemas = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(f.default_factory)}
+    schemas = {
+        f.name: f.default_factory
+        for f in dataclasses.fields(TrainConfig)
+        if dataclasses.is_dataclass(f.default_factory)
+    }
     for arg in args:
         if arg.startswith(("-", "+", "~")) or "=" not in arg:
             continue

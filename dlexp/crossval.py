@@ -12,7 +12,8 @@ import dataclasses
 import math
 import os
 import sys
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -46,21 +47,43 @@ def fit_folds(cfg: TrainConfig, run_dir: str, data: Dataset, run_one: Callable, 
         if cfg.logger.console:  # each fold prints its own table under this heading
             print(f"\n== fold {i} of {k}: {fold_data.sizes()} ==", file=sys.stderr)
         value, summary = run_one(fold_cfg, os.path.join(run_dir, f"fold_{i}"), fold_data)
-        folds.append({"fold": i, "objective": value, "val": summary["best"]["val"], "test": summary["test"],
-                      "sizes": fold_data.sizes(), "run_dir": f"fold_{i}"})
-        writers.scalars(i, {"cv/objective": value, **{f"cv/val/{m}": v for m, v in summary["best"]["val"].items()},
-                            **{f"cv/test/{m}": v for m, v in summary["test"].items()}})
+        folds.append(
+            {
+                "fold": i,
+                "objective": value,
+                "val": summary["best"]["val"],
+                "test": summary["test"],
+                "sizes": fold_data.sizes(),
+                "run_dir": f"fold_{i}",
+            }
+        )
+        writers.scalars(
+            i,
+            {
+                "cv/objective": value,
+                **{f"cv/val/{m}": v for m, v in summary["best"]["val"].items()},
+                **{f"cv/test/{m}": v for m, v in summary["test"].items()},
+            },
+        )
     stats = {part: mean_std([f[part] for f in folds]) for part in ("val", "test")}
     objective = mean_std([{"objective": f["objective"]} for f in folds])["objective"]
-    writers.scalars(k, {f"cv/{part}_{s}/{m}": ms[s] for part, by in stats.items() for m, ms in by.items()
-                        for s in ("mean", "std")})
-    writers.text("cv", "\n".join(f"fold {f['fold']}: objective {f['objective']:.6g}, sizes {f['sizes']}" for f in folds)
-                 + f"\nmean {objective['mean']:.6g} +- {objective['std']:.6g}")
+    writers.scalars(
+        k, {f"cv/{part}_{s}/{m}": ms[s] for part, by in stats.items() for m, ms in by.items() for s in ("mean", "std")}
+    )
+    writers.text(
+        "cv",
+        "\n".join(f"fold {f['fold']}: objective {f['objective']:.6g}, sizes {f['sizes']}" for f in folds)
+        + f"\nmean {objective['mean']:.6g} +- {objective['std']:.6g}",
+    )
     status = "completed" if all(math.isfinite(f["objective"] or math.nan) for f in folds) else "failed"
     return {
         "status": status,
-        "objective": {"metric": cfg.objective.metric, "mode": cfg.objective.mode,
-                      "value": objective["mean"], "std": objective["std"]},
+        "objective": {
+            "metric": cfg.objective.metric,
+            "mode": cfg.objective.mode,
+            "value": objective["mean"],
+            "std": objective["std"],
+        },
         "cv": {"folds": k, "per_fold": folds, "val": stats["val"], "test": stats["test"]},
         "best": {"val": {m: v["mean"] for m, v in stats["val"].items()}},
         "test": {m: v["mean"] for m, v in stats["test"].items()},
@@ -83,12 +106,19 @@ def fold_rows(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     not one of the val metrics)."""
     metric = summary["objective"]["metric"]
     own = {} if metric.startswith("val/") else {metric: None}
-    return {f"fold {f['fold']}": {**{k: f["objective"] for k in own}, **{f"val {m}": v for m, v in headline(f["val"]).items()},
-                                  **{f"test {m}": v for m, v in headline(f["test"]).items()}}
-            for f in summary["cv"]["per_fold"]}
+    return {
+        f"fold {f['fold']}": {
+            **{k: f["objective"] for k in own},
+            **{f"val {m}": v for m, v in headline(f["val"]).items()},
+            **{f"test {m}": v for m, v in headline(f["test"]).items()},
+        }
+        for f in summary["cv"]["per_fold"]
+    }
 
 
 def mean_std_rows(summary: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Best val and test, each headline metric as "mean ± std" over the folds."""
-    return {split: {m: f"{ms['mean']:.4f} ± {ms['std']:.4f}" for m, ms in headline(summary["cv"][part]).items()}
-            for split, part in (("val (best)", "val"), ("test", "test"))}
+    return {
+        split: {m: f"{ms['mean']:.4f} ± {ms['std']:.4f}" for m, ms in headline(summary["cv"][part]).items()}
+        for split, part in (("val (best)", "val"), ("test", "test"))
+    }

@@ -21,13 +21,22 @@ import numpy as np
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.saved_run import SavedRun, asks_for_help, batched, load_run, parse_args
 
-USAGE = "python -m dlexp.evaluate RUN_DIR [split=test|val|train] [path=FILE] [checkpoint=best|last] [dataset.KEY=VALUE ...]"
+USAGE = (
+    "python -m dlexp.evaluate RUN_DIR [split=test|val|train] [path=FILE] [checkpoint=best|last] [dataset.KEY=VALUE ...]"
+)
 KEYS = ("split", "path", "format", "checkpoint", "batch_size")
 log = logging.getLogger("dlexp")
 
 
-def evaluate(run: SavedRun, *, split: str = "test", path: str | None = None, fmt: str = "auto",
-             which: str = "best", batch_size: int = 1024) -> dict[str, Any]:
+def evaluate(
+    run: SavedRun,
+    *,
+    split: str = "test",
+    path: str | None = None,
+    fmt: str = "auto",
+    which: str = "best",
+    batch_size: int = 1024,
+) -> dict[str, Any]:
     """{"metrics": {...}, "rows": n, "step": restored step, "on": what was evaluated, "weighted": bool}."""
     from dlexp.data.dataset import check_weight_values
     from dlexp.metrics import add_sums
@@ -50,8 +59,13 @@ def evaluate(run: SavedRun, *, split: str = "test", path: str | None = None, fmt
     sums = parts[0][0]
     for s, _ in parts[1:]:
         sums = add_sums(sums, s)  # padded rows have weight 0
-    return {"metrics": task.finalize(jax.device_get(sums)), "rows": int(len(x)), "step": step, "on": on,
-            "weighted": weighted}
+    return {
+        "metrics": task.finalize(jax.device_get(sums)),
+        "rows": int(len(x)),
+        "step": step,
+        "on": on,
+        "weighted": weighted,
+    }
 
 
 def split_arrays(run: SavedRun, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -68,8 +82,10 @@ def split_arrays(run: SavedRun, split: str) -> tuple[np.ndarray, np.ndarray, np.
     fresh = {k: v for k, v in data.prep.items() if k not in ("source", "report")}
     saved = {k: v for k, v in run.prep_dict.items() if k not in ("source", "report")}
     if json.dumps(fresh, sort_keys=True, default=str) != json.dumps(saved, sort_keys=True, default=str):
-        log.warning("the data prepared now differs from the run's prep.json (the file or the dataset overrides "
-                    "changed it); the split is evaluated as prepared now")
+        log.warning(
+            "the data prepared now differs from the run's prep.json (the file or the dataset overrides "
+            "changed it); the split is evaluated as prepared now"
+        )
     return data.x[split], data.y[split], data.sample_weights(split)
 
 
@@ -83,8 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir, opts, overrides = parse_args(argv, KEYS, USAGE)
         run = load_run(run_dir, overrides)
-        result = evaluate(run, split=opts.get("split", "test"), path=opts.get("path"), fmt=opts.get("format", "auto"),
-                          which=opts.get("checkpoint", "best"), batch_size=int(opts.get("batch_size", 1024)))
+        result = evaluate(
+            run,
+            split=opts.get("split", "test"),
+            path=opts.get("path"),
+            fmt=opts.get("format", "auto"),
+            which=opts.get("checkpoint", "best"),
+            batch_size=int(opts.get("batch_size", 1024)),
+        )
     except DlexpError as e:
         print(f"dlexp error: {e}", file=sys.stderr)
         return e.exit_code

@@ -43,8 +43,9 @@ def job_failed(cfg: Any, run_dir: str, error: BaseException) -> float:
     path = os.path.join(run_dir, "summary.json")
     if not os.path.exists(path):  # failed before the run could write one
         os.makedirs(run_dir, exist_ok=True)
-        write_json(path, {"status": "failed", "error": f"{type(error).__name__}: {error}",
-                          "error_type": type(error).__name__})
+        write_json(
+            path, {"status": "failed", "error": f"{type(error).__name__}: {error}", "error_type": type(error).__name__}
+        )
     return worst_value(cfg.objective.mode)
 
 
@@ -95,8 +96,9 @@ def visible_gpus() -> list[str]:
     if env is not None:
         return [g for g in env.split(",") if g.strip()]
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return out.stdout.split() if out.returncode == 0 else []
@@ -109,7 +111,7 @@ def share_of(items: list, slot: int, n_slots: int) -> list:
     if n_slots > len(items):
         return [items[slot % len(items)]]
     per = len(items) // n_slots
-    return items[slot * per:(slot + 1) * per]
+    return items[slot * per : (slot + 1) * per]
 
 
 def share_machine(hydra_cfg: Any) -> dict[str, Any] | None:

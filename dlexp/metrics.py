@@ -17,7 +17,7 @@ bins. The AUC read off them counts a positive and a negative in the same bin as 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +34,9 @@ def class_log_odds(logits):
     return logits - jax.nn.logsumexp(others, axis=-1)
 
 
-def classification_sums(losses, logits, labels, weights, num_classes: int, bins: int = ROC_BINS,
-                        roc: bool = True) -> dict:
+def classification_sums(
+    losses, logits, labels, weights, num_classes: int, bins: int = ROC_BINS, roc: bool = True
+) -> dict:
     """Loss, count and confusion matrix; with `roc`, the score histograms ROC-AUC is read
     from (a scatter-add that costs ~13% of a small model's train step on XLA CPU, so
     training windows leave it out: `Classification.train_sums`)."""

@@ -7,7 +7,7 @@ batch split by hand, gradients averaged with `lax.pmean`; it gives the same numb
 
 On a CPU host one XLA CPU device keeps about one core busy for convolutions, so
 `configure_host` creates one CPU device per core before the backend starts, and
-`auto` shards over them only where that pays (measured: scripts/bench.py).
+`auto` shards over them only where that pays (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dlexp.errors import ConfigError
 
@@ -35,13 +36,14 @@ def host_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_host(parallel: str, compile_cache_dir: str | None, cpu_devices: int | None = None,
-                   distributed: Any = None) -> None:
+def configure_host(
+    parallel: str, compile_cache_dir: str | None, cpu_devices: int | None = None, distributed: Any = None
+) -> None:
     """Settings JAX reads once, at backend start: call before any array is made.
 
     - multi-process set-up (`init_distributed`) when launched as several processes;
-    - one CPU device per core (harmless on GPU/TPU hosts, where CPU devices go unused;
-      measured: a single-device run is as fast with 2 CPU devices as with 1);
+    - one CPU device per core (harmless on GPU/TPU hosts, where CPU devices go unused, and
+      for a single-device run, which is as fast with them);
     - the persistent compilation cache, so a repeated run or a sweep job skips compiling.
     """
     if distributed is not None and init_distributed(distributed):
@@ -78,12 +80,15 @@ def init_distributed(cfg: Any) -> bool:
     if not explicit and not slurm:
         return False
     if explicit and (cfg.num_processes is None or cfg.process_id is None):
-        raise ConfigError("trainer.distributed.coordinator is set: also set trainer.distributed.num_processes "
-                          "and trainer.distributed.process_id (0 .. num_processes-1)")
+        raise ConfigError(
+            "trainer.distributed.coordinator is set: also set trainer.distributed.num_processes "
+            "and trainer.distributed.process_id (0 .. num_processes-1)"
+        )
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
     if explicit:
-        jax.distributed.initialize(coordinator_address=cfg.coordinator, num_processes=int(cfg.num_processes),
-                                   process_id=int(cfg.process_id))
+        jax.distributed.initialize(
+            coordinator_address=cfg.coordinator, num_processes=int(cfg.num_processes), process_id=int(cfg.process_id)
+        )
     else:
         jax.distributed.initialize()  # JAX reads the SLURM environment
     _DISTRIBUTED = True
@@ -147,14 +152,15 @@ class Layout:
     def per_copy(self, tree: Any) -> list[Any]:
         """Host values of the step's form (metric sums) -> one per copy."""
         if self.kind == "copies":
-            return [jax.tree.map(lambda a: a[i], tree) for i in range(self.copies)]
+            return [jax.tree.map(lambda a, i=i: a[i], tree) for i in range(self.copies)]
         if self.is_pmap:  # sums are added across replicas inside the step: replica 0 holds them
             return [jax.tree.map(lambda a: a[0], tree)]
         return [tree]
 
 
-def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, copies: int = 0,
-                    devices: list | None = None) -> tuple[str, int]:
+def choose_parallel(
+    parallel: str, *, has_conv: bool, batch_size: int, copies: int = 0, devices: list | None = None
+) -> tuple[str, int]:
     """(kind, number of devices) for a run; explains what `auto` picked.
 
     auto: every local accelerator; on CPU, all cores' devices only for models with
@@ -165,8 +171,10 @@ def choose_parallel(parallel: str, *, has_conv: bool, batch_size: int, copies: i
     if parallel not in PARALLEL:
         raise ConfigError(f"trainer.parallel={parallel!r}; valid: {', '.join(PARALLEL)}")
     if copies and parallel == "pmap":
-        raise ConfigError("trainer.seeds trains its copies in one jit-compiled program, which trainer.parallel=pmap "
-                          "cannot hold; use trainer.parallel=auto, single or mesh")
+        raise ConfigError(
+            "trainer.seeds trains its copies in one jit-compiled program, which trainer.parallel=pmap "
+            "cannot hold; use trainer.parallel=auto, single or mesh"
+        )
     devices = devices if devices is not None else jax.local_devices()
     n = len(devices)
     kind = "copies" if copies else None
@@ -200,8 +208,9 @@ def make_layout(kind: str, num_devices: int, copies: int = 0) -> Layout:
 
 
 def device_summary() -> list[dict[str, Any]]:
-    return [{"id": d.id, "kind": d.device_kind, "platform": d.platform, "process": d.process_index}
-            for d in jax.devices()]
+    return [
+        {"id": d.id, "kind": d.device_kind, "platform": d.platform, "process": d.process_index} for d in jax.devices()
+    ]
 
 
 def split_for_devices(x: Any, n: int) -> Any:
@@ -214,4 +223,3 @@ def split_for_devices(x: Any, n: int) -> Any:
         return jax.lax.dynamic_slice_in_dim(a, d * per, per)
 
     return jax.tree.map(mine, x)
-

@@ -7,11 +7,10 @@ samples/generated, samples/reconstructions.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
-
 
 CHUNK = 256  # predictions in fixed-size chunks: one compiled shape
 GRID_SCALE = 4  # nearest-neighbour upscaling of small images (8x8 digits) so they are visible
@@ -40,7 +39,7 @@ def image_grid(images: np.ndarray, cols: int = 8, scale: int = GRID_SCALE) -> np
     grid = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, 3), np.float32)
     for i in range(n):
         r, c = divmod(i, cols)
-        grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = x[i]
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i]
     return grid
 
 
@@ -77,8 +76,15 @@ def confusion_figure(cm: np.ndarray, classes: Sequence) -> np.ndarray:
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{int(round(cm[i, j]))}", ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{int(round(cm[i, j]))}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(n), [str(c) for c in classes], fontsize=7, rotation=90 if n > 6 else 0)
     ax.set_yticks(range(n), [str(c) for c in classes], fontsize=7)
     ax.set_xlabel("predicted")
@@ -86,8 +92,9 @@ def confusion_figure(cm: np.ndarray, classes: Sequence) -> np.ndarray:
     return figure_to_array(fig)
 
 
-def roc_figure(labels: np.ndarray, scores: np.ndarray, classes: Sequence,
-               weights: np.ndarray | None = None) -> np.ndarray:
+def roc_figure(
+    labels: np.ndarray, scores: np.ndarray, classes: Sequence, weights: np.ndarray | None = None
+) -> np.ndarray:
     """ROC curve of class 1 (binary) or of each class against the rest, with its AUC.
     `scores`: per-class log-odds (they rank like probabilities but do not saturate at 0 / 1);
     `weights`: sample weights (dataset.weight), as the roc_auc metric weighs the rows. Rows
@@ -162,7 +169,7 @@ def predict_all(fn: Callable, params, rest, x: np.ndarray) -> np.ndarray:
     """fn(params, rest, chunk) over `x` in padded chunks of CHUNK rows, as one host array."""
     outs = []
     for start in range(0, len(x), CHUNK):
-        xb = x[start:start + CHUNK]
+        xb = x[start : start + CHUNK]
         pad = CHUNK - len(xb)
         xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)]) if pad else xb
         outs.append(np.asarray(jax.device_get(fn(params, rest, xb)))[: CHUNK - pad])

@@ -23,7 +23,9 @@ USAGE = "python -m dlexp.predict RUN_DIR path=FILE [out=FILE.parquet] [format=au
 KEYS = ("path", "out", "format", "checkpoint", "batch_size")
 
 
-def predict(run: SavedRun, path: str, *, fmt: str = "auto", which: str = "best", batch_size: int = 1024) -> pl.DataFrame:
+def predict(
+    run: SavedRun, path: str, *, fmt: str = "auto", which: str = "best", batch_size: int = 1024
+) -> pl.DataFrame:
     df = run.read(path, fmt)
     x = run.prep.transform_x(df)
     sm, _task, _step = run.model_and_task(tuple(x.shape[1:]), which)
@@ -39,8 +41,11 @@ def predict(run: SavedRun, path: str, *, fmt: str = "auto", which: str = "best",
     else:
         mean, std = run.target_scale()
         pred = out.reshape(len(x), -1) * std + mean
-        columns = {"prediction": pl.Series(pred[:, 0])} if pred.shape[1] == 1 else {
-            f"prediction_{i}": pl.Series(pred[:, i]) for i in range(pred.shape[1])}
+        columns = (
+            {"prediction": pl.Series(pred[:, 0])}
+            if pred.shape[1] == 1
+            else {f"prediction_{i}": pl.Series(pred[:, i]) for i in range(pred.shape[1])}
+        )
     return kept.with_columns(**columns)
 
 
@@ -65,8 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         run = load_run(run_dir)
         stem = os.path.splitext(os.path.basename(opts["path"].rstrip("/")))[0] or "predictions"
         out = opts.get("out") or os.path.join(run_dir, "predictions", f"{stem}.parquet")
-        df = predict(run, opts["path"], fmt=opts.get("format", "auto"), which=opts.get("checkpoint", "best"),
-                     batch_size=int(opts.get("batch_size", 1024)))
+        df = predict(
+            run,
+            opts["path"],
+            fmt=opts.get("format", "auto"),
+            which=opts.get("checkpoint", "best"),
+            batch_size=int(opts.get("batch_size", 1024)),
+        )
         write_parquet(df, out)
     except DlexpError as e:
         print(f"dlexp error: {e}", file=sys.stderr)

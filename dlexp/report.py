@@ -68,32 +68,54 @@ def run_report(run_dir: str, out: str) -> str:
     lines = [f"# Run report: `{run_dir}`", ""]
     lines.append(f"status **{s.get('status')}**, {s.get('steps', '?')} steps, wall time {s.get('wall_time_s', '?')} s")
     obj = s.get("objective") or {}
-    lines += [f"objective {obj.get('metric')} ({obj.get('mode')}) = {obj.get('value')} "
-              f"at step {(s.get('best') or {}).get('step')}", ""]
+    lines += [
+        f"objective {obj.get('metric')} ({obj.get('mode')}) = {obj.get('value')} "
+        f"at step {(s.get('best') or {}).get('step')}",
+        "",
+    ]
     if s.get("error"):
         lines += [f"error: `{s['error']}`", ""]
-    splits = {"train (last)": (s.get("final") or {}).get("train") or {},
-              "val (best)": (s.get("best") or {}).get("val") or {},
-              "test": s.get("test") or {}}
+    splits = {
+        "train (last)": (s.get("final") or {}).get("train") or {},
+        "val (best)": (s.get("best") or {}).get("val") or {},
+        "test": s.get("test") or {},
+    }
     cols = list(dict.fromkeys(k for m in splits.values() for k in m))
     if s.get("cv"):  # the folds, then their mean ± std: the cross-validated result
         from dlexp.crossval import fold_rows, mean_std_rows
 
-        lines += [f"## Cross-validation: {s['cv']['folds']} folds", "", rows_table(fold_rows(s), "fold"), "",
-                  f"mean ± std over the folds; objective {obj.get('metric')} = {obj.get('value'):.6g} ± "
-                  f"{obj.get('std'):.6g}", "", rows_table(mean_std_rows(s), "split"), ""]
+        lines += [
+            f"## Cross-validation: {s['cv']['folds']} folds",
+            "",
+            rows_table(fold_rows(s), "fold"),
+            "",
+            f"mean ± std over the folds; objective {obj.get('metric')} = {obj.get('value'):.6g} ± {obj.get('std'):.6g}",
+            "",
+            rows_table(mean_std_rows(s), "split"),
+            "",
+        ]
     elif cols:
         lines += [md_table(["split", *cols], [[name, *(m.get(c) for c in cols)] for name, m in splits.items()]), ""]
     metrics = curve_metrics(curves)
     if metrics:
-        plots.learning_curves(curves, metrics, os.path.join(out, "curves.png"), title=run_dir,
-                              best_step=(s.get("best") or {}).get("step"), test=s.get("test"))
+        plots.learning_curves(
+            curves,
+            metrics,
+            os.path.join(out, "curves.png"),
+            title=run_dir,
+            best_step=(s.get("best") or {}).get("step"),
+            test=s.get("test"),
+        )
         lines += ["## Learning curves", "", "![learning curves](curves.png)", ""]
     cm = s.get("confusion")
     if cm:
-        plots.confusion(cm["matrix"], cm["classes"], os.path.join(out, "confusion.png"),
-                        title=f"{cm.get('split', 'test')} confusion matrix (accuracy "
-                              f"{(s.get('test') or {}).get('accuracy', float('nan')):.3f})")
+        plots.confusion(
+            cm["matrix"],
+            cm["classes"],
+            os.path.join(out, "confusion.png"),
+            title=f"{cm.get('split', 'test')} confusion matrix (accuracy "
+            f"{(s.get('test') or {}).get('accuracy', float('nan')):.3f})",
+        )
         lines += ["## Confusion matrix (test, best state)", "", "![confusion matrix](confusion.png)", ""]
     return "\n".join(lines)
 
@@ -119,8 +141,12 @@ def sweep_report(root: str, out: str) -> str:
     keys = [k for k in sweep.swept_keys(ranked) if k != "seed"]
     failed = ranked.filter(pl.col("status") != "completed").height
     swept = ", ".join(keys) or "nothing"
-    lines = [f"# Sweep report: `{root}`", "",
-             f"{ranked.height} jobs ({failed} failed); objective {metric} ({mode}); swept: {swept}", ""]
+    lines = [
+        f"# Sweep report: `{root}`",
+        "",
+        f"{ranked.height} jobs ({failed} failed); objective {metric} ({mode}); swept: {swept}",
+        "",
+    ]
     best = ranked.row(0, named=True)
     if best["status"] == "completed" and best["objective"] is not None:
         lines += [f"best: job `{best['job']}` with {metric} = {best['objective']:.6g}: `{best['overrides']}`", ""]
@@ -135,12 +161,20 @@ def sweep_report(root: str, out: str) -> str:
         others = [o for o in keys if o != k]
         groups = [" ".join(f"{o}={r[o]}" for o in others) for r in rows.iter_rows(named=True)]
         name = f"{metric.replace('/', '_')}_vs_{safe_name(k)}.png"
-        plots.metric_vs_hparam(number_or_text(rows[k].to_list()), rows["objective"].to_list(), os.path.join(out, name),
-                               hparam=k, metric=metric, best=0 if rows["job"][0] == best["job"] else None,
-                               groups=groups)
+        plots.metric_vs_hparam(
+            number_or_text(rows[k].to_list()),
+            rows["objective"].to_list(),
+            os.path.join(out, name),
+            hparam=k,
+            metric=metric,
+            best=0 if rows["job"][0] == best["job"] else None,
+            groups=groups,
+        )
         lines += [f"![{metric} vs {k}]({name})", ""]
-    curves = {" ".join(f"{k}={r[k]}" for k in keys) or r["job"]: read_curves(os.path.join(root, r["job"]))
-              for r in ranked.unique("job", maintain_order=True).iter_rows(named=True)}
+    curves = {
+        " ".join(f"{k}={r[k]}" for k in keys) or r["job"]: read_curves(os.path.join(root, r["job"]))
+        for r in ranked.unique("job", maintain_order=True).iter_rows(named=True)
+    }
     if any(t.height for t in curves.values()):
         plots.curves_per_job(curves, metric, os.path.join(out, "curves.png"))
         lines += ["## The objective during each job", "", "![curves per job](curves.png)", ""]

@@ -15,7 +15,10 @@ import json
 import os
 import platform
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from hydra.experimental.callback import Callback
 
 from dlexp.checkpoint import saved_steps
 from dlexp.errors import ConfigError
@@ -106,9 +109,6 @@ def add_run_dir_for_resume(args: list[str]) -> list[str]:
     if any(a.startswith("hydra.run.dir=") for a in args) or any(a in ("-m", "--multirun") for a in args):
         return args
     return [*args, f"hydra.run.dir={resume[-1]}"]
-
-
-from hydra.experimental.callback import Callback
 
 
 class RunDirGuard(Callback):

@@ -10,8 +10,19 @@ import subprocess
 import sys
 from typing import Any
 
-PACKAGES = ("dlexp", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "hydra-core", "polars",
-            "numpy", "tensorboardX", "scikit-learn")
+PACKAGES = (
+    "dlexp",
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "orbax-checkpoint",
+    "hydra-core",
+    "polars",
+    "numpy",
+    "tensorboardX",
+    "scikit-learn",
+)
 
 
 def write_json(path: str, data: Any) -> None:
@@ -60,5 +71,7 @@ def run_info(seed: int, devices: list[Any]) -> dict[str, Any]:
         "packages": package_versions(),
         "python": platform.python_version(),
         "host": platform.node(),
-        "devices": [{"id": d.id, "kind": d.device_kind, "platform": d.platform, "process": d.process_index} for d in devices],
+        "devices": [
+            {"id": d.id, "kind": d.device_kind, "platform": d.platform, "process": d.process_index} for d in devices
+        ],
     }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -69,8 +70,10 @@ class SavedRun:
         needed += [c for c in [getattr(self.prep, "image", None)] if c] + list(getattr(self.prep, "sequence", []) or [])
         missing = [c for c in needed if c not in names]
         if missing:
-            raise DataError(f"{path} lacks the input columns {', '.join(map(repr, missing))} the run was trained on; "
-                            f"it has: {', '.join(names)}")
+            raise DataError(
+                f"{path} lacks the input columns {', '.join(map(repr, missing))} the run was trained on; "
+                f"it has: {', '.join(names)}"
+            )
         df = collect(lf, path)
         if df.height == 0:
             raise DataError(f"{path} has no rows")
@@ -89,17 +92,21 @@ class SavedRun:
         """(SplitModel with restored params and rest, task, step restored)."""
         from dlexp.build import build_model
         from dlexp.checkpoint import Checkpoints, abstract_of, saved_steps
-        from dlexp.tasks import make_task
         from dlexp.models.split import split_model
+        from dlexp.tasks import make_task
 
         if which not in CHOICES:
             raise ConfigError(f"checkpoint={which!r} is not valid; choose one of {', '.join(CHOICES)}")
         if not saved_steps(self.run_dir):
-            raise ConfigError(f"{self.run_dir} holds no checkpoint (trainer.checkpoint.enabled was false, or the "
-                              "run stopped before its first save)")
+            raise ConfigError(
+                f"{self.run_dir} holds no checkpoint (trainer.checkpoint.enabled was false, or the "
+                "run stopped before its first save)"
+            )
         if self.cfg.trainer.get("seeds") is not None:
-            raise ConfigError(f"{self.run_dir} trained trainer.seeds={self.cfg.trainer.seeds} as copies in one "
-                              "program; evaluate and predict take a single run (train the seed you want alone)")
+            raise ConfigError(
+                f"{self.run_dir} trained trainer.seeds={self.cfg.trainer.seeds} as copies in one "
+                "program; evaluate and predict take a single run (train the seed you want alone)"
+            )
         model = build_model(self.cfg.model, in_shape=in_shape, num_outputs=self.num_outputs(), seed=int(self.cfg.seed))
         sm = split_model(model)
         abstract = abstract_of({"params": sm.params, "rest": sm.rest})
@@ -109,9 +116,15 @@ class SavedRun:
         meta = store.meta(step)
         store.close()
         sm = type(sm)(sm.train_def, sm.eval_def, restored["params"], restored["rest"], sm.takes_rngs)
-        task = make_task(self.prep.task, num_outputs=self.num_outputs(), target_scale=self.target_scale(),
-                         classes=self.prep.classes, model=model, loss=self.cfg.get("loss"),
-                         precision=self.cfg.trainer.get("precision", "float32"))
+        task = make_task(
+            self.prep.task,
+            num_outputs=self.num_outputs(),
+            target_scale=self.target_scale(),
+            classes=self.prep.classes,
+            model=model,
+            loss=self.cfg.get("loss"),
+            precision=self.cfg.trainer.get("precision", "float32"),
+        )
         return sm, task, (best_step(meta, step, self.run_dir) if which == "best" else step)
 
 
@@ -122,12 +135,17 @@ def best_step(meta: dict, step: int, run_dir: str) -> int:
     if copy.get("best_value") is not None and copy["best_step"] >= 0:
         return copy["best_step"]
     metric = (meta.get("objective") or ["the objective"])[0]
-    log.warning("%s never had a finite %s: there is no best evaluation, so its parameters at step %d are used; "
-                "they likely diverged (see its summary.json)", run_dir, metric, step)
+    log.warning(
+        "%s never had a finite %s: there is no best evaluation, so its parameters at step %d are used; "
+        "they likely diverged (see its summary.json)",
+        run_dir,
+        metric,
+        step,
+    )
     return step
 
 
-def load_run(run_dir: str, dataset_overrides: list[str] = ()) -> SavedRun:
+def load_run(run_dir: str, dataset_overrides: Sequence[str] = ()) -> SavedRun:
     """The run's saved config (with `dataset.k=v` overrides applied) and preparation."""
     from dlexp.data.prep import Prep
 
@@ -137,6 +155,7 @@ def load_run(run_dir: str, dataset_overrides: list[str] = ()) -> SavedRun:
     if not os.path.exists(config):
         raise ConfigError(f"{run_dir} is not a run dir: it has no .hydra/config.yaml")
     cfg = OmegaConf.load(config)
+    assert isinstance(cfg, DictConfig), config
     for o in dataset_overrides:
         key, _, value = o.partition("=")
         if key.split(".", 1)[1] not in cfg.dataset:
@@ -157,7 +176,7 @@ def batched(fn: Callable, arrays: tuple[np.ndarray, ...], batch_size: int) -> li
     b = max(1, min(batch_size, n))
     out = []
     for start in range(0, n, b):
-        chunk = [a[start:start + b] for a in arrays]
+        chunk = [a[start : start + b] for a in arrays]
         pad = b - chunk[0].shape[0]
         if pad:
             chunk = [np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)]) for c in chunk]

@@ -7,8 +7,8 @@ results.parquet and results.csv into the first dir, and prints the command line 
 the best job.
 
   python -m dlexp.sweep multirun/2025-01-01/12-00-00
-  python -m dlexp.sweep multirun/2025-01-01/12-00-00 --group-by model,optimizer.lr   # mean and std over the rest (seeds)
-  python -m dlexp.sweep multirun/2025-01-01/12-00-00 --across seed                   # the same: group by every swept key but seed
+  python -m dlexp.sweep multirun/2025-01-01/12-00-00 --group-by model,optimizer.lr   # mean, std over the rest
+  python -m dlexp.sweep multirun/2025-01-01/12-00-00 --across seed                   # by every swept key but seed
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import math
 import os
 import shlex
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 import yaml
@@ -68,17 +69,19 @@ def read_job(job_dir: str, root: str) -> tuple[list[dict[str, Any]], dict[str, A
     rows = []
     for c in copies:
         obj = c.get("objective") or summary.get("objective") or {}
-        rows.append({
-            **base,
-            "seed": c.get("seed", config.get("seed")),
-            "objective": _number(obj.get("value")),
-            "objective_metric": obj.get("metric", (config.get("objective") or {}).get("metric")),
-            "mode": obj.get("mode", (config.get("objective") or {}).get("mode")),
-            "best_step": (c.get("best") or {}).get("step"),
-            **{f"test/{k}": _number(v) for k, v in (c.get("test") or {}).items()},
-            **{f"best/val/{k}": _number(v) for k, v in ((c.get("best") or {}).get("val") or {}).items()},
-            **common,
-        })
+        rows.append(
+            {
+                **base,
+                "seed": c.get("seed", config.get("seed")),
+                "objective": _number(obj.get("value")),
+                "objective_metric": obj.get("metric", (config.get("objective") or {}).get("metric")),
+                "mode": obj.get("mode", (config.get("objective") or {}).get("mode")),
+                "best_step": (c.get("best") or {}).get("step"),
+                **{f"test/{k}": _number(v) for k, v in (c.get("test") or {}).items()},
+                **{f"best/val/{k}": _number(v) for k, v in ((c.get("best") or {}).get("val") or {}).items()},
+                **common,
+            }
+        )
     return rows, config
 
 
@@ -119,8 +122,18 @@ def select(config: dict, key: str) -> Any:
 
 def swept_keys(df: pl.DataFrame) -> list[str]:
     """The override keys whose value differs between jobs (all override keys if none differ)."""
-    fixed = {"job", "status", "overrides", "seed", "objective", "objective_metric", "mode", "best_step",
-             "wall_time_s", "error"}
+    fixed = {
+        "job",
+        "status",
+        "overrides",
+        "seed",
+        "objective",
+        "objective_metric",
+        "mode",
+        "best_step",
+        "wall_time_s",
+        "error",
+    }
     keys = [c for c in df.columns if c not in fixed and "/" not in c]
     varying = [k for k in keys if df.get_column(k).cast(pl.String).n_unique() > 1]
     return varying or keys
@@ -130,9 +143,11 @@ def leaderboard(df: pl.DataFrame) -> pl.DataFrame:
     """Completed jobs first, best objective first (by the sweep's objective mode)."""
     mode = next((m for m in df.get_column("mode").to_list() if m), "min") if "mode" in df.columns else "min"
     ok = (pl.col("status") == "completed") & pl.col("objective").is_not_null() & pl.col("objective").is_finite()
-    return (df.with_columns(_failed=~ok.fill_null(False))
-              .sort(["_failed", "objective"], descending=[False, mode == "max"], nulls_last=True)
-              .drop("_failed"))
+    return (
+        df.with_columns(_failed=~ok.fill_null(False))
+        .sort(["_failed", "objective"], descending=[False, mode == "max"], nulls_last=True)
+        .drop("_failed")
+    )
 
 
 def key_metrics(df: pl.DataFrame) -> list[str]:
@@ -169,8 +184,9 @@ def shown_columns(df: pl.DataFrame) -> list[str]:
     return ["job", *swept, *seed, "objective", *tests, "status", "wall_time_s"]
 
 
-def report(roots: list[str], group_by: Sequence[str] = (), across: str | None = None, out_dir: str | None = None,
-           file=None) -> pl.DataFrame:
+def report(
+    roots: list[str], group_by: Sequence[str] = (), across: str | None = None, out_dir: str | None = None, file=None
+) -> pl.DataFrame:
     """Collects, writes results.parquet / results.csv, prints the leaderboard and the best job."""
     file = file or sys.stdout
     df = collect(roots, extra_keys=list(group_by))
@@ -179,10 +195,19 @@ def report(roots: list[str], group_by: Sequence[str] = (), across: str | None = 
     ranked.write_parquet(os.path.join(out_dir, "results.parquet"))
     ranked.write_csv(os.path.join(out_dir, "results.csv"))
     metric = next((m for m in df.get_column("objective_metric").to_list() if m), "objective")
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                   tbl_formatting="ASCII_MARKDOWN", tbl_width_chars=250, fmt_str_lengths=60, float_precision=4):
-        print(f"{len(ranked)} runs, objective {metric} ({ranked.get_column('mode')[0] or 'min'}), best first:",
-              file=file)
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_width_chars=250,
+        fmt_str_lengths=60,
+        float_precision=4,
+    ):
+        print(
+            f"{len(ranked)} runs, objective {metric} ({ranked.get_column('mode')[0] or 'min'}), best first:", file=file
+        )
         print(ranked.select(shown_columns(ranked)), file=file)
         keys = list(group_by) or ([k for k in swept_keys(df) if k != across] if across else [])
         if keys:

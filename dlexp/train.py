@@ -59,8 +59,10 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
     if main:
         resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
         release_run_dir = resume.claim(run_dir)
-        rundir.write_json(os.path.join(run_dir, "run.json"),
-                          {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()})
+        rundir.write_json(
+            os.path.join(run_dir, "run.json"),
+            {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()},
+        )
     writers = make_writers(cfg.logger, run_dir, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
@@ -87,21 +89,41 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
         # -------------------------------------------------------------- model, layout, optimizer, task
         copies = cfg.trainer.seeds is not None  # several seeds as copies in one vmapped program
         seeds = seed_list(cfg.trainer.seeds, cfg.seed) if copies else [cfg.seed]
-        models = [build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=s) for s in seeds]
+        models = [
+            build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=s) for s in seeds
+        ]
         n_train = data.sizes()["train"]
-        kind, n_dev = parallel.choose_parallel(cfg.trainer.parallel, has_conv=has_conv(models[0]),
-                                               batch_size=min(cfg.trainer.batch_size, n_train),
-                                               copies=len(seeds) if copies else 0)
+        kind, n_dev = parallel.choose_parallel(
+            cfg.trainer.parallel,
+            has_conv=has_conv(models[0]),
+            batch_size=min(cfg.trainer.batch_size, n_train),
+            copies=len(seeds) if copies else 0,
+        )
         layout = parallel.make_layout(kind, n_dev, copies=len(seeds) if copies else 0)
         plan = plan_steps(cfg.trainer, n_train, 1 if copies else layout.num_devices)
         tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
-        task = make_task(data.task, num_outputs=data.num_outputs, target_scale=data.target_scale,
-                         classes=data.classes, model=models[0], loss=cfg.loss, precision=cfg.trainer.precision)
+        task = make_task(
+            data.task,
+            num_outputs=data.num_outputs,
+            target_scale=data.target_scale,
+            classes=data.classes,
+            model=models[0],
+            loss=cfg.loss,
+            precision=cfg.trainer.precision,
+        )
         summary_text = model_summary(models[0])  # walks the whole graph: once
         log.info("model:\n%s", summary_text)
-        log.info("plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)%s",
-                 plan.total_steps, plan.epochs, plan.steps_per_epoch, plan.batch_size, layout.kind,
-                 layout.num_devices, jax.default_backend(), f", seeds {seeds}" if copies else "")
+        log.info(
+            "plan: %d steps (%.1f epochs of %d), batch %d, %s over %d %s device(s)%s",
+            plan.total_steps,
+            plan.epochs,
+            plan.steps_per_epoch,
+            plan.batch_size,
+            layout.kind,
+            layout.num_devices,
+            jax.default_backend(),
+            f", seeds {seeds}" if copies else "",
+        )
         writers.text("config", config_text)
         writers.text("model", summary_text)
         per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in seeds] if copies else [writers]
@@ -109,9 +131,21 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
         # -------------------------------------------------------------- fit and test
         objective = (cfg.objective.metric, str(cfg.objective.mode))
         hooks = build_hooks(cfg, run_dir, copies=copies)
-        result, _best = fit(task=task, models=models, seeds=seeds, tx=tx, schedule=schedule, data=data, plan=plan,
-                            trainer=cfg.trainer, objective=objective, layout=layout, writers=per_copy, hooks=hooks,
-                            augment=make_augment(data.augment))  # dataset.augment: images, training batches only
+        result, _best = fit(
+            task=task,
+            models=models,
+            seeds=seeds,
+            tx=tx,
+            schedule=schedule,
+            data=data,
+            plan=plan,
+            trainer=cfg.trainer,
+            objective=objective,
+            layout=layout,
+            writers=per_copy,
+            hooks=hooks,
+            augment=make_augment(data.augment),
+        )  # dataset.augment: images, training batches only
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
         record_results(summary, per_copy, hparams_of(cfg, plan.batch_size))
         if cfg.logger.console:
@@ -150,26 +184,31 @@ def record_results(summary: dict[str, Any], writers: list, hparams: dict[str, An
 
 
 def print_results(summary: dict[str, Any], run_dir: str) -> None:
-    from dlexp.writers import summary_table
-
     from dlexp.crossval import fold_rows, headline, mean_std_rows
+    from dlexp.writers import summary_table
 
     o = summary["objective"]
     if "cv" in summary:
         folds = summary["cv"]["folds"]
         print(f"\n== cross-validation: {folds} folds ==\n" + summary_table(fold_rows(summary), "fold"), file=sys.stderr)
         print(f"mean ± std over the {folds} folds:\n" + summary_table(mean_std_rows(summary)), file=sys.stderr)
-        print(f"objective {o['metric']} = {o['value']:.6g} ± {o['std']:.6g} over {folds} folds  (run dir: {run_dir})",
-              file=sys.stderr)
+        print(
+            f"objective {o['metric']} = {o['value']:.6g} ± {o['std']:.6g} over {folds} folds  (run dir: {run_dir})",
+            file=sys.stderr,
+        )
         return
     if "copies" in summary:
-        rows = {f"{c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
-                for c in summary["copies"]}
+        rows = {
+            f"{c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
+            for c in summary["copies"]
+        }
         rows["mean"] = {k[5:]: v for k, v in summary["mean"].items() if k.startswith("test/") and "/" not in k[5:]}
         rows["std"] = {k[5:]: v for k, v in summary["std"].items() if k.startswith("test/") and "/" not in k[5:]}
         print("test metrics of each copy's best state:\n" + summary_table(rows, "seed"), file=sys.stderr)
-        print(f"objective {o['metric']} = {o['value']} +- {o['std']} over seeds {summary['seeds']}  (run dir: {run_dir})",
-              file=sys.stderr)
+        print(
+            f"objective {o['metric']} = {o['value']} +- {o['std']} over seeds {summary['seeds']}  (run dir: {run_dir})",
+            file=sys.stderr,
+        )
         return
     rows = {"train (last)": summary["final"]["train"], "val (best)": summary["best"]["val"], "test": summary["test"]}
     print(summary_table({split: headline(m) for split, m in rows.items()}), file=sys.stderr)
@@ -219,8 +258,11 @@ def main(cfg: DictConfig) -> float:
         print(f"dlexp error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     if summary["status"] == "preempted":  # requeue-friendly: saved, and says how to go on
-        print(f"dlexp: preempted at step {summary['steps']}; checkpoint saved. Run the same command again "
-              f"(or with trainer.resume={run_dir}) to continue.", file=sys.stderr)
+        print(
+            f"dlexp: preempted at step {summary['steps']}; checkpoint saved. Run the same command again "
+            f"(or with trainer.resume={run_dir}) to continue.",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_PREEMPTED)
     return value
 

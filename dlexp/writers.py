@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def _is_number(v: Any) -> bool:
@@ -43,8 +44,9 @@ class TensorBoardWriter:
 
         with warnings.catch_warnings():  # its sprite casts uninitialized padding (redrawn below)
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.w.add_embedding(features, metadata=metadata, metadata_header=header, label_img=images_nchw,
-                                 global_step=step, tag=tag)
+            self.w.add_embedding(
+                features, metadata=metadata, metadata_header=header, label_img=images_nchw, global_step=step, tag=tag
+            )
         if images_nchw is not None:  # tensorboardX fills the sprite's unused rows with uninitialized memory
             _save_sprite(os.path.join(self.w.logdir, f"{step:05d}", tag, "sprite.png"), images_nchw)
 
@@ -78,7 +80,7 @@ def _save_sprite(path: str, images_nchw) -> None:
     sheet = np.zeros((per_row * h, per_row * w, c), np.float32)
     for i, img in enumerate(imgs):
         r, col = divmod(i, per_row)
-        sheet[r * h:(r + 1) * h, col * w:(col + 1) * w] = img
+        sheet[r * h : (r + 1) * h, col * w : (col + 1) * w] = img
     sheet = np.repeat(sheet, 3, axis=2) if c == 1 else sheet
     Image.fromarray((sheet.clip(0, 1) * 255).astype(np.uint8)).save(path)
 
@@ -91,7 +93,9 @@ class JsonlWriter:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         row: dict[str, Any] = {"step": int(step)}
-        row.update({k: (v if not (isinstance(v, float) and not math.isfinite(v)) else str(v)) for k, v in values.items()})
+        row.update(
+            {k: (v if not (isinstance(v, float) and not math.isfinite(v)) else str(v)) for k, v in values.items()}
+        )
         self.f.write(json.dumps(row) + "\n")
 
     def text(self, tag: str, text: str, step: int = 0) -> None:

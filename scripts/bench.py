@@ -12,7 +12,8 @@ logging every 20 steps), plus a few variants.
   uv run python scripts/bench.py --baseline main --skip-peers  # against another commit's loop, in turns
 
 The peers need their own environment (see ../shared/peers/README.md), e.g.
-  python3 -m venv .peers-venv && .peers-venv/bin/pip install torch==2.13.0 keras jax==0.10.2 flax==0.12.8 optax==0.2.8 numpy
+  python3 -m venv .peers-venv
+  .peers-venv/bin/pip install torch==2.13.0 keras jax==0.10.2 flax==0.12.8 optax==0.2.8 numpy
 and `--peers-python .peers-venv/bin/python` (the default when that venv exists).
 The machine is shared: `other` is the CPU other processes used meanwhile (> 0.1 core
 means the row is suspect).
@@ -35,23 +36,50 @@ PEERS_DIR = os.path.join(os.path.dirname(ROOT), "shared", "peers")
 
 # The peers' models in dlexp's config language (identical layers; see peers/_common.py).
 MODEL_OVERRIDES = {
-    "cnn": ["model=cnn", "model.channels=[32,64]", "model.kernel=3", "model.pool=avg", "model.dense=[256]",
-            "model.dropout=0.0", "trainer.batch_size=128"],
+    "cnn": [
+        "model=cnn",
+        "model.channels=[32,64]",
+        "model.kernel=3",
+        "model.pool=avg",
+        "model.dense=[256]",
+        "model.dropout=0.0",
+        "trainer.batch_size=128",
+    ],
     "mlp": ["model=mlp", "model.hidden=[512,512]", "model.dropout=0.0", "trainer.batch_size=256"],
 }
 DLEXP_VARIANTS = {  # name -> extra overrides; "default" is what a user gets
-    "cnn": {"default": [], "single": ["trainer.parallel=single"], "fused10": ["trainer.steps_per_call=10"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
-    "mlp": {"default": [], "k1": ["trainer.steps_per_call=1"], "mesh": ["trainer.parallel=mesh"],
-            "bf16": ["trainer.precision=bfloat16"], "ynn_dots": ["trainer.cpu_kernels=ynn_dots"]},
+    "cnn": {
+        "default": [],
+        "single": ["trainer.parallel=single"],
+        "fused10": ["trainer.steps_per_call=10"],
+        "bf16": ["trainer.precision=bfloat16"],
+        "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
+    },
+    "mlp": {
+        "default": [],
+        "k1": ["trainer.steps_per_call=1"],
+        "mesh": ["trainer.parallel=mesh"],
+        "bf16": ["trainer.precision=bfloat16"],
+        "ynn_dots": ["trainer.cpu_kernels=ynn_dots"],
+    },
 }
 PEERS = {
-    "cnn": {"jax_minimal": ["jax_minimal.py"], "jax_sharded": ["jax_sharded.py"],
-            "jax_scan_unroll": ["jax_scan.py", "--k", "10", "--unroll", "10"], "torch_eager": ["torch_eager.py"],
-            "torch_compile": ["torch_eager.py", "--compile"], "keras_jax": ["keras_jax.py"]},
-    "mlp": {"jax_minimal": ["jax_minimal.py"], "jax_scan": ["jax_scan.py", "--k", "10"],
-            "jax_sharded": ["jax_sharded.py"], "torch_eager": ["torch_eager.py"],
-            "torch_compile": ["torch_eager.py", "--compile"], "keras_jax": ["keras_jax.py"]},
+    "cnn": {
+        "jax_minimal": ["jax_minimal.py"],
+        "jax_sharded": ["jax_sharded.py"],
+        "jax_scan_unroll": ["jax_scan.py", "--k", "10", "--unroll", "10"],
+        "torch_eager": ["torch_eager.py"],
+        "torch_compile": ["torch_eager.py", "--compile"],
+        "keras_jax": ["keras_jax.py"],
+    },
+    "mlp": {
+        "jax_minimal": ["jax_minimal.py"],
+        "jax_scan": ["jax_scan.py", "--k", "10"],
+        "jax_sharded": ["jax_sharded.py"],
+        "torch_eager": ["torch_eager.py"],
+        "torch_compile": ["torch_eager.py", "--compile"],
+        "keras_jax": ["keras_jax.py"],
+    },
 }
 # About 10 s of steady training on this project's fastest 2-core machine so far (cnn
 # ~6,500, mlp ~110,000 samples/s), so that dlexp trains at least as long as a peer's timed
@@ -79,15 +107,19 @@ def array_dataset(x, y, *, held: int, source: str):
     `held` rows are also val and test."""
     from dlexp.data import Dataset
 
-    return Dataset(x={"train": x, "val": x[:held], "test": x[:held]}, y={"train": y, "val": y[:held], "test": y[:held]},
-                   task="classification", classes=list(range(10)), prep={"source": {"path": source, "rows": len(y)}})
+    return Dataset(
+        x={"train": x, "val": x[:held], "test": x[:held]},
+        y={"train": y, "val": y[:held], "test": y[:held]},
+        task="classification",
+        classes=list(range(10)),
+        prep={"source": {"path": source, "rows": len(y)}},
+    )
 
 
 def child(model: str, variant: str, seconds: float) -> dict:
     """One dlexp measurement in this (fresh) process."""
     sys.path.insert(0, PEERS_DIR)
     from _common import cpu_snapshot, cpu_usage  # pyright: ignore[reportMissingImports]
-
     from hydra import compose, initialize_config_dir
 
     from dlexp.config import register_configs
@@ -95,9 +127,20 @@ def child(model: str, variant: str, seconds: float) -> dict:
 
     register_configs()
     steps = max(50, int(STEPS_PER_10S[model] * seconds / 10))
-    overrides = [*MODEL_OVERRIDES[model], *DLEXP_VARIANTS[model][variant], "optimizer=adam", "optimizer.lr=1e-3",
-                 "+optimizer.eps=1e-8", "schedule=constant", f"trainer.steps={steps}", f"trainer.eval_every={steps}",
-                 "trainer.progress=false", "trainer.checkpoint.enabled=false", "logger=none", "logger.console=false"]
+    overrides = [
+        *MODEL_OVERRIDES[model],
+        *DLEXP_VARIANTS[model][variant],
+        "optimizer=adam",
+        "optimizer.lr=1e-3",
+        "+optimizer.eps=1e-8",
+        "schedule=constant",
+        f"trainer.steps={steps}",
+        f"trainer.eval_every={steps}",
+        "trainer.progress=false",
+        "trainer.checkpoint.enabled=false",
+        "logger=none",
+        "logger.console=false",
+    ]
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     data = peer_dataset(model)
@@ -109,10 +152,17 @@ def child(model: str, variant: str, seconds: float) -> dict:
     # and the median core use over half-second intervals (compiling and evaluating are few).
     steady = summary.get("steady_samples_per_s") or summary["samples_per_s"]
     whole = {f"{k}_whole_run": v for k, v in cpu_usage(sampler.snapshots[0], sampler.snapshots[-1]).items()}
-    return {"runner": f"dlexp_{variant}", "model": model, "samples_per_s": steady,
-            "samples_per_s_whole_run": summary["samples_per_s"],
-            "first_step_s": summary["time_to_first_step_s"], "devices": summary["devices"],
-            "final_loss": round(summary["final"]["train"]["loss"], 4), **sampler.median(cpu_usage), **whole}
+    return {
+        "runner": f"dlexp_{variant}",
+        "model": model,
+        "samples_per_s": steady,
+        "samples_per_s_whole_run": summary["samples_per_s"],
+        "first_step_s": summary["time_to_first_step_s"],
+        "devices": summary["devices"],
+        "final_loss": round(summary["final"]["train"]["loss"], 4),
+        **sampler.median(cpu_usage),
+        **whole,
+    }
 
 
 class CpuSampler:
@@ -150,7 +200,7 @@ def run_json(cmd: list[str], env: dict | None = None, cwd: str | None = None, ti
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"error": (p.stderr or p.stdout)[-400:]}
     return json.loads(lines[-1])
@@ -159,8 +209,19 @@ def run_json(cmd: list[str], env: dict | None = None, cwd: str | None = None, ti
 def measure_dlexp(model: str, variant: str, seconds: float, tree: str = ROOT, label: str = "") -> dict:
     """One dlexp child; `tree`: another checkout (a git worktree of --baseline), run with its own code."""
     env = {**os.environ, "PYTHONPATH": tree} if tree != ROOT else None
-    out = run_json([sys.executable, os.path.join(tree, "scripts", "bench.py"), "--child", model, variant,
-                    "--seconds", str(seconds)], env=env, cwd=tree)
+    out = run_json(
+        [
+            sys.executable,
+            os.path.join(tree, "scripts", "bench.py"),
+            "--child",
+            model,
+            variant,
+            "--seconds",
+            str(seconds),
+        ],
+        env=env,
+        cwd=tree,
+    )
     out["runner"] = label or f"dlexp_{variant}"
     out.setdefault("model", model)
     return out
@@ -172,8 +233,9 @@ def baseline_tree(rev: str) -> str:
 
     path = tempfile.mkdtemp(prefix=".dlexp-baseline-", dir=os.path.dirname(ROOT))  # beside it: ../shared/peers
     subprocess.run(["git", "worktree", "add", "--detach", path, rev], cwd=ROOT, check=True, capture_output=True)
-    atexit.register(lambda: subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
-                                           capture_output=True))
+    atexit.register(
+        lambda: subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT, capture_output=True)
+    )
     return path
 
 
@@ -196,27 +258,49 @@ def startup(seconds_unused: float) -> list[dict]:
         for label in ("cold compile cache", "warm compile cache"):
             run_dir = os.path.join(tmp, label.split()[0])
             t0 = time.perf_counter()
-            p = subprocess.run([sys.executable, "-m", "dlexp.train", "model=cnn", "trainer.epochs=1",
-                                "trainer.progress=false", f"hydra.run.dir={run_dir}"],
-                               capture_output=True, text=True, env=env, cwd=ROOT)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "dlexp.train",
+                    "model=cnn",
+                    "trainer.epochs=1",
+                    "trainer.progress=false",
+                    f"hydra.run.dir={run_dir}",
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
             wall = time.perf_counter() - t0
             if p.returncode:
                 rows.append({"runner": label, "error": p.stderr[-400:]})
                 continue
             with open(os.path.join(run_dir, "summary.json")) as f:
                 s = json.load(f)
-            rows.append({"runner": f"python -m dlexp.train model=cnn trainer.epochs=1 ({label})",
-                         "wall_s": round(wall, 2), "first_step_s": s["time_to_first_step_s"]})
+            rows.append(
+                {
+                    "runner": f"python -m dlexp.train model=cnn trainer.epochs=1 ({label})",
+                    "wall_s": round(wall, 2),
+                    "first_step_s": s["time_to_first_step_s"],
+                }
+            )
     return rows
 
 
 def paired_ratios(all_rows: list[dict], model: str, runner: str) -> list[float]:
     """dlexp_default / runner within each round: the two ran minutes apart, so a slow
     spell of the machine falls on both; the spread of these is the honest error bar."""
-    rate = {(r["round"], r["runner"]): r["samples_per_s"] for r in all_rows if r["model"] == model and "samples_per_s" in r}
+    rate = {
+        (r["round"], r["runner"]): r["samples_per_s"] for r in all_rows if r["model"] == model and "samples_per_s" in r
+    }
     rounds = sorted({k[0] for k in rate})
-    return [rate[(i, "dlexp_default")] / rate[(i, runner)] for i in rounds
-            if (i, "dlexp_default") in rate and (i, runner) in rate]
+    return [
+        rate[(i, "dlexp_default")] / rate[(i, runner)]
+        for i in rounds
+        if (i, "dlexp_default") in rate and (i, runner) in rate
+    ]
 
 
 def table(rows: list[dict], all_rows: list[dict] | None = None) -> str:
@@ -225,8 +309,10 @@ def table(rows: list[dict], all_rows: list[dict] | None = None) -> str:
         mine = [r for r in rows if r["model"] == model]
         ref = next((r for r in mine if r["runner"] == "dlexp_default" and "samples_per_s" in r), None)
         out.append(f"\n{model}: samples/s (median of windows for peers; steady state for dlexp)")
-        out.append(f"{'runner':22s} {'samples/s':>10s} {'dlexp/x':>8s} {'first_s':>8s} {'dev':>4s} {'own':>5s} {'other':>6s}"
-                   "  paired dlexp/x per round: median (min..max)")
+        out.append(
+            f"{'runner':22s} {'samples/s':>10s} {'dlexp/x':>8s} {'first_s':>8s} {'dev':>4s} {'own':>5s} {'other':>6s}"
+            "  paired dlexp/x per round: median (min..max)"
+        )
         for r in mine:
             if "samples_per_s" not in r:
                 out.append(f"{r['runner']:22s} error: {r.get('error', '?')[:80]}")
@@ -234,11 +320,16 @@ def table(rows: list[dict], all_rows: list[dict] | None = None) -> str:
             ratio = ref["samples_per_s"] / r["samples_per_s"] if ref else float("nan")
             first = r.get("first_step_s", float("nan"))
             paired = paired_ratios(all_rows or [], model, r["runner"]) if r["runner"] != "dlexp_default" else []
-            spread = (f"  {statistics.median(paired):.2f} ({min(paired):.2f}..{max(paired):.2f}, {len(paired)} rounds)"
-                      if len(paired) > 1 else "")
-            out.append(f"{r['runner']:22s} {r['samples_per_s']:10,.0f} {ratio:8.2f} {first:8.2f} "
-                       f"{r.get('devices', 1):>4} {r.get('own_cores', float('nan')):5.2f} {r.get('other_cores', float('nan')):6.2f}"
-                       + spread)
+            spread = (
+                f"  {statistics.median(paired):.2f} ({min(paired):.2f}..{max(paired):.2f}, {len(paired)} rounds)"
+                if len(paired) > 1
+                else ""
+            )
+            out.append(
+                f"{r['runner']:22s} {r['samples_per_s']:10,.0f} {ratio:8.2f} {first:8.2f} "
+                f"{r.get('devices', 1):>4} {r.get('own_cores', float('nan')):5.2f} "
+                f"{r.get('other_cores', float('nan')):6.2f}" + spread
+            )
     return "\n".join(out)
 
 
@@ -246,7 +337,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["cnn", "mlp"], choices=["cnn", "mlp"])
     p.add_argument("--seconds", type=float, default=10.0, help="steady-state seconds per runner")
-    p.add_argument("--rounds", type=int, default=1, help="measure every runner this many times, in turns; keep the best (and print the paired ratios)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every runner this many times, in turns; keep the best (and print the paired ratios)",
+    )
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--peers", nargs="*", help="only these peers")
     p.add_argument("--variants", nargs="*", help="only these dlexp variants")
@@ -269,12 +365,23 @@ def main() -> None:
             if not a.variants or variant in a.variants:
                 runners.append((model, f"dlexp_{variant}", lambda m=model, v=variant: measure_dlexp(m, v, a.seconds)))
         if base is not None:
-            runners.append((model, f"base_{a.baseline}", lambda m=model, t=base: measure_dlexp(
-                m, "default", a.seconds, tree=t, label=f"base_{a.baseline}")))
+            runners.append(
+                (
+                    model,
+                    f"base_{a.baseline}",
+                    lambda m=model, t=base: measure_dlexp(m, "default", a.seconds, tree=t, label=f"base_{a.baseline}"),
+                )
+            )
         if not a.skip_peers:
             for name, args in PEERS[model].items():
                 if not a.peers or name in a.peers:
-                    runners.append((model, name, lambda m=model, n=name, ar=args: measure_peer(m, n, ar, a.peers_python, a.seconds)))
+                    runners.append(
+                        (
+                            model,
+                            name,
+                            lambda m=model, n=name, ar=args: measure_peer(m, n, ar, a.peers_python, a.seconds),
+                        )
+                    )
     # Rounds: every runner once per round, in turn, so that a slow spell of this shared
     # machine falls on all of them alike; each runner keeps its fastest round.
     best: dict = {}

@@ -41,8 +41,16 @@ def steady_rate(overrides: list[str], data) -> float:
     from dlexp.train import run
 
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "trainer.progress=false", "trainer.checkpoint.enabled=false",
-                                          "logger=none", "logger.console=false"])
+        cfg = compose(
+            "train",
+            overrides=[
+                *overrides,
+                "trainer.progress=false",
+                "trainer.checkpoint.enabled=false",
+                "logger=none",
+                "logger.console=false",
+            ],
+        )
     with tempfile.TemporaryDirectory() as tmp:
         _, summary = run(cfg, os.path.join(tmp, "run"), data=data)
     return summary["steady_samples_per_s"]
@@ -52,8 +60,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("compare", choices=["pool", "kernels"])
     p.add_argument("--model", default="cnn")
-    p.add_argument("--shapes", nargs="+", default=["digits:64", "16x16x1:128", "28x28x1:128", "32x32x3:128"],
-                   help="H x W x C : batch size, or digits : batch size")
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        default=["digits:64", "16x16x1:128", "28x28x1:128", "32x32x3:128"],
+        help="H x W x C : batch size, or digits : batch size",
+    )
     p.add_argument("--extra", nargs="*", default=[], help="more config overrides for every run")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--rounds", type=int, default=2)
@@ -68,8 +80,10 @@ def main() -> None:
     register_configs()
     if a.compare == "pool":
         names = ("nnx.max_pool", "dlexp max_pool")
-        setups = {names[0]: lambda: cnn.POOLS.__setitem__("max", nnx.max_pool),
-                  names[1]: lambda: cnn.POOLS.__setitem__("max", max_pool)}
+        setups = {
+            names[0]: lambda: cnn.POOLS.__setitem__("max", nnx.max_pool),
+            names[1]: lambda: cnn.POOLS.__setitem__("max", max_pool),
+        }
         settings = {n: [] for n in names}
     else:
         names = ("xla", "ynn_dots")
@@ -78,8 +92,11 @@ def main() -> None:
     for case in a.shapes:
         shape, batch = case.split(":")
         data = None if shape == "digits" else images(shape)
-        length = ([f"trainer.steps={a.steps}", f"trainer.eval_every={a.steps}", "trainer.log_every=10"]
-                  if data is not None else ["trainer.epochs=30"])
+        length = (
+            [f"trainer.steps={a.steps}", f"trainer.eval_every={a.steps}", "trainer.log_every=10"]
+            if data is not None
+            else ["trainer.epochs=30"]
+        )
         best = {n: 0.0 for n in names}
         for _ in range(a.rounds):
             for n in names:

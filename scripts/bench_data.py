@@ -82,8 +82,11 @@ def bench_load(path: str, cache: str, repeats: int) -> dict:
 
 
 def _ratio(best: dict[str, float]) -> dict:
-    return {"raw_s": round(best["raw"], 3), "dlexp_s": round(best["dlexp"], 3),
-            "speed_ratio": round(best["raw"] / best["dlexp"], 3)}
+    return {
+        "raw_s": round(best["raw"], 3),
+        "dlexp_s": round(best["dlexp"], 3),
+        "speed_ratio": round(best["raw"] / best["dlexp"], 3),
+    }
 
 
 # The peak RSS of the process that evaluates it, in MB, for the programs run in fresh
@@ -121,12 +124,27 @@ def bench_train(path: str, cache: str, steps: int) -> dict:
     out = {}
     for mode in ("false", "true"):
         with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
-            cfg = compose("train", overrides=[
-                "dataset=parquet", f"dataset.path={path}", "dataset.label=label", f"+dataset.stream={mode}",
-                "dataset.split=random", "model=mlp", "model.hidden=[256,256]", f"trainer.steps={steps}",
-                "trainer.batch_size=256", "trainer.steps_per_call=8", "trainer.log_every=1000000",
-                "trainer.eval_every=1000000", "trainer.progress=false", "logger=none", "trainer.checkpoint.enabled=false",
-                f"paths.cache={cache}"])
+            cfg = compose(
+                "train",
+                overrides=[
+                    "dataset=parquet",
+                    f"dataset.path={path}",
+                    "dataset.label=label",
+                    f"+dataset.stream={mode}",
+                    "dataset.split=random",
+                    "model=mlp",
+                    "model.hidden=[256,256]",
+                    f"trainer.steps={steps}",
+                    "trainer.batch_size=256",
+                    "trainer.steps_per_call=8",
+                    "trainer.log_every=1000000",
+                    "trainer.eval_every=1000000",
+                    "trainer.progress=false",
+                    "logger=none",
+                    "trainer.checkpoint.enabled=false",
+                    f"paths.cache={cache}",
+                ],
+            )
         with tempfile.TemporaryDirectory(prefix=f"bench_stream_{mode}_") as run_dir:
             _, summary = run(cfg, run_dir)
         out["streamed" if mode == "true" else "resident"] = summary["samples_per_s"]
@@ -158,12 +176,21 @@ for s in range(0, ld.steps_per_epoch, 8):
 ld.close()
 print(base, peak_mb())
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}
+    )
     after_prep, peak = map(float, proc.stdout.split())
-    rows, cols = pl.scan_parquet(path).select(pl.len()).collect().item(), len(pl.scan_parquet(path).collect_schema()) - 1
-    return {"rows": rows, "data_mb": round(rows * cols * 4 / 2**20, 1), "buffer_mb": buffer_mb,
-            "peak_rss_after_prepare_mb": round(after_prep, 1), "peak_rss_streaming_mb": round(peak, 1)}
+    rows, cols = (
+        pl.scan_parquet(path).select(pl.len()).collect().item(),
+        len(pl.scan_parquet(path).collect_schema()) - 1,
+    )
+    return {
+        "rows": rows,
+        "data_mb": round(rows * cols * 4 / 2**20, 1),
+        "buffer_mb": buffer_mb,
+        "peak_rss_after_prepare_mb": round(after_prep, 1),
+        "peak_rss_streaming_mb": round(peak, 1),
+    }
 
 
 def bench_memory_growth(path: str, rows: int, cols: int, cache: str, buffer_mb: float) -> dict:
@@ -174,7 +201,9 @@ def bench_memory_growth(path: str, rows: int, cols: int, cache: str, buffer_mb: 
     out = {}
     for name, env in (("default", None), ("freed_returned_at_once", RETURN_AT_ONCE)):
         small, large = bench_memory(path, cache, buffer_mb, env), bench_memory(big, cache, buffer_mb, env)
-        growth = (large["peak_rss_streaming_mb"] - small["peak_rss_streaming_mb"]) / (large["data_mb"] - small["data_mb"])
+        growth = (large["peak_rss_streaming_mb"] - small["peak_rss_streaming_mb"]) / (
+            large["data_mb"] - small["data_mb"]
+        )
         out[name] = {"1x": small, "3x": large, "peak_growth_per_data_mb": round(growth, 3)}
     os.remove(big)
     return out

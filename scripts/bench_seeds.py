@@ -26,8 +26,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def train(args: list[str], env: dict) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "dlexp.train", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlexp.train", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         sys.exit(f"failed: python -m dlexp.train {' '.join(args)}\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t0
@@ -76,8 +77,11 @@ def main() -> None:
         "test_accuracy_mean": round(sum(vec_acc) / len(vec_acc), 4),
         "max_abs_accuracy_diff_vs_sequential": max(abs(x - y) for x, y in zip(vec_acc, seq_acc)),
     }
-    print(f"{a.seeds} seeds vectorized {t_vec:.1f} s vs sequential {t_seq:.1f} s: "
-          f"{result['speedup_vs_sequential']}x faster", file=sys.stderr)
+    print(
+        f"{a.seeds} seeds vectorized {t_vec:.1f} s vs sequential {t_seq:.1f} s: "
+        f"{result['speedup_vs_sequential']}x faster",
+        file=sys.stderr,
+    )
     print(json.dumps(result))
 
 

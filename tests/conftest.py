@@ -23,7 +23,8 @@ def cache_dir(tmp_path_factory) -> str:
 @pytest.fixture()
 def compose(cache_dir):
     """compose(["model=mlp", ...]) -> the config `python -m dlexp.train ...` would get."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from dlexp.config import register_configs
@@ -34,7 +35,8 @@ def compose(cache_dir):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return hydra_compose(
-                "train", overrides=[f"paths.cache={cache_dir}", *overrides],
+                "train",
+                overrides=[f"paths.cache={cache_dir}", *overrides],
                 return_hydra_config=return_hydra_config,
             )
 

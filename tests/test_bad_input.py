@@ -11,8 +11,12 @@ from dlexp.data.table import table
 from dlexp.errors import DataError
 
 FRAME = pl.DataFrame({"f1": np.arange(30.0), "f2": np.arange(30) % 7, "label": np.arange(30) % 3})
-VALID = {"csv": "expected a CSV file: UTF-8 text", "ndjson": "expected an NDJSON file: UTF-8 text",
-         "parquet": "expected a complete Parquet file", "ipc": "expected a complete Arrow IPC file"}
+VALID = {
+    "csv": "expected a CSV file: UTF-8 text",
+    "ndjson": "expected an NDJSON file: UTF-8 text",
+    "parquet": "expected a complete Parquet file",
+    "ipc": "expected a complete Arrow IPC file",
+}
 
 
 def load(path, **kw):
@@ -21,8 +25,9 @@ def load(path, **kw):
 
 def written(tmp_path, fmt: str, frame: pl.DataFrame = FRAME):
     path = tmp_path / f"d.{fmt}"
-    {"csv": frame.write_csv, "parquet": frame.write_parquet, "ipc": frame.write_ipc,
-     "ndjson": frame.write_ndjson}[fmt](path)
+    {"csv": frame.write_csv, "parquet": frame.write_parquet, "ipc": frame.write_ipc, "ndjson": frame.write_ndjson}[fmt](
+        path
+    )
     return path
 
 
@@ -49,8 +54,11 @@ def test_garbage_bytes_are_named_with_the_file(tmp_path, fmt):
     path = tmp_path / f"d.{fmt}"
     path.write_bytes(bytes(range(256)) * 8)
     text = {"csv": "CSV", "ndjson": "NDJSON"}.get(fmt)
-    what = (rf"d\.{fmt} is not {text} text: byte 0 is binary" if text else
-            rf"cannot read .*d\.{fmt} as (Parquet|Arrow IPC) \(.*\): it is damaged, truncated or another format")
+    what = (
+        rf"d\.{fmt} is not {text} text: byte 0 is binary"
+        if text
+        else rf"cannot read .*d\.{fmt} as (Parquet|Arrow IPC) \(.*\): it is damaged, truncated or another format"
+    )
     with pytest.raises(DataError, match=what + f".*{VALID[fmt]}"):
         load(path)
 
@@ -67,8 +75,11 @@ def test_a_truncated_file_is_named(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "ipc", "ndjson"])
 def test_a_column_mixing_numbers_and_text_is_named(tmp_path, fmt):
     mixed = FRAME.with_columns(pl.Series("f1", [str(i) for i in range(29)] + ["n/a"]))
-    with pytest.raises(DataError, match=r"feature columns of .* mix numbers and text: 'f1' \(1 of 30 values are "
-                                        r"text, e\.g\. 'n/a'\); fix or drop those rows"):
+    with pytest.raises(
+        DataError,
+        match=r"feature columns of .* mix numbers and text: 'f1' \(1 of 30 values are "
+        r"text, e\.g\. 'n/a'\); fix or drop those rows",
+    ):
         load(written(tmp_path, fmt, mixed))
 
 
@@ -85,8 +96,11 @@ def test_text_past_the_rows_a_csv_type_is_read_from_is_named(tmp_path):
 
 def test_a_label_with_one_class_is_an_error(tmp_path):
     one = written(tmp_path, "csv", FRAME.with_columns(label=pl.lit("a")))
-    with pytest.raises(DataError, match=r"label column 'label' of .*d\.csv holds one class \('a'\) in the file; "
-                                        "classification needs at least two classes in the train rows"):
+    with pytest.raises(
+        DataError,
+        match=r"label column 'label' of .*d\.csv holds one class \('a'\) in the file; "
+        "classification needs at least two classes in the train rows",
+    ):
         load(one)
     rare = FRAME.with_columns(label=pl.Series(["a"] * 28 + ["b", "b"]), split=pl.Series(["train"] * 28 + ["test"] * 2))
     with pytest.raises(DataError, match=r"holds one class \('a'\) in the train split"):
@@ -102,5 +116,6 @@ def test_a_batch_larger_than_the_train_split_is_one_warning(caplog):
     assert plan.batch_size == 100
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert warnings[0].getMessage() == ("trainer.batch_size=512 is larger than the train split (100 rows): "
-                                        "using batches of 100")
+    assert warnings[0].getMessage() == (
+        "trainer.batch_size=512 is larger than the train split (100 rows): using batches of 100"
+    )

@@ -8,8 +8,16 @@ import pytest
 from dlexp.errors import ConfigError
 from dlexp.train import run
 
-TINY = ["model=mlp", "dataset=wine", "trainer.steps=8", "trainer.eval_every=4", "trainer.log_every=2",
-        "trainer.progress=false", "logger=jsonl", "logger.console=false"]
+TINY = [
+    "model=mlp",
+    "dataset=wine",
+    "trainer.steps=8",
+    "trainer.eval_every=4",
+    "trainer.log_every=2",
+    "trainer.progress=false",
+    "logger=jsonl",
+    "logger.console=false",
+]
 
 
 def test_a_users_hook_sees_every_event_and_each_copys_metrics(compose, tmp_path):
@@ -30,12 +38,17 @@ def test_a_built_in_hook_is_turned_off_by_null(compose, tmp_path):
     assert not os.path.exists(tmp_path / "r" / "checkpoints")
 
 
-@pytest.mark.parametrize("override, message", [
-    (["+callbacks.bad._target_=own_hook.not_a_hook"], "callbacks.bad._target_='own_hook.not_a_hook' made a int"),
-    (["+callbacks.counter._target_=own_hook.Counter", "+callbacks.counter.tga=x"],
-     "callbacks.counter.tga is not a parameter of own_hook.Counter (did you mean 'tag'?); valid keys: tag"),
-    (["+callbacks.gone._target_=own_hook.Gone"], "module 'own_hook' has no 'Gone'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["+callbacks.bad._target_=own_hook.not_a_hook"], "callbacks.bad._target_='own_hook.not_a_hook' made a int"),
+        (
+            ["+callbacks.counter._target_=own_hook.Counter", "+callbacks.counter.tga=x"],
+            "callbacks.counter.tga is not a parameter of own_hook.Counter (did you mean 'tag'?); valid keys: tag",
+        ),
+        (["+callbacks.gone._target_=own_hook.Gone"], "module 'own_hook' has no 'Gone'"),
+    ],
+)
 def test_a_bad_callback_is_named(compose, tmp_path, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         run(compose([*TINY, *override]), str(tmp_path / "r"))

@@ -5,16 +5,27 @@ import os
 import shutil
 
 import pytest
-
 from conftest import read_json
+
 from dlexp.checkpoint import checkpoint_dir, saved_steps
 from dlexp.errors import ConfigError, DlexpError, TrainingError
 from dlexp.train import run
 
-TINY = ["model=mlp", "model.hidden=[16]", "dataset=wine", "trainer.batch_size=32", "trainer.eval_every=6",
-        "trainer.log_every=6", "trainer.progress=false", "trainer.parallel=single", "logger=none",
-        "trainer.checkpoint.every_steps=6", "trainer.checkpoint.every_epochs=null", "trainer.checkpoint.min_interval_s=0",
-        "trainer.checkpoint.async_save=false"]
+TINY = [
+    "model=mlp",
+    "model.hidden=[16]",
+    "dataset=wine",
+    "trainer.batch_size=32",
+    "trainer.eval_every=6",
+    "trainer.log_every=6",
+    "trainer.progress=false",
+    "trainer.parallel=single",
+    "logger=none",
+    "trainer.checkpoint.every_steps=6",
+    "trainer.checkpoint.every_epochs=null",
+    "trainer.checkpoint.min_interval_s=0",
+    "trainer.checkpoint.async_save=false",
+]
 
 
 def test_resume_is_exact_and_a_damaged_checkpoint_falls_back(compose, tmp_path, caplog):
@@ -44,11 +55,17 @@ def test_resume_is_exact_and_a_damaged_checkpoint_falls_back(compose, tmp_path, 
         run(cfg, str(tmp_path / "again"))
 
 
-@pytest.mark.parametrize("change,message", [
-    ("model.hidden=[8]", r"does not fit this config: params\.body\.layers\.0\.bias is shape \(16,\) there but \(8,\) here"),
-    ("seed=3", "seed=3, but the checkpoint in .* was trained with seed=0"),
-    ("trainer.batch_size=16", "trainer.batch_size is 16, but the checkpoint in .* was trained with 32"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (
+            "model.hidden=[8]",
+            r"does not fit this config: params\.body\.layers\.0\.bias is shape \(16,\) there but \(8,\) here",
+        ),
+        ("seed=3", "seed=3, but the checkpoint in .* was trained with seed=0"),
+        ("trainer.batch_size=16", "trainer.batch_size is 16, but the checkpoint in .* was trained with 32"),
+    ],
+)
 def test_resuming_with_another_config_names_the_difference(compose, tmp_path_factory, tmp_path, change, message):
     saved = tmp_path_factory.getbasetemp() / "six_steps"
     if not saved.exists():  # one short run, shared by the cases
@@ -135,8 +152,10 @@ def test_orbax_noise_is_quiet_and_real_failures_are_not(compose, tmp_path, caplo
     assert "read_only=True" not in caplog.text and "Metadata file does not exist" not in caplog.text
     assert not [r for r in caplog.records if r.name == "absl" and r.levelno >= logging.WARNING]
 
-    e = ValueError("DATA_LOSS: <bound method pybind11_detail_function_record_v1.__call__ of <object at 0x7f00>> "
-                   "bad chunk [tensorstore_spec='{\"driver\": \"zarr\"}']\nmore")
+    e = ValueError(
+        "DATA_LOSS: <bound method pybind11_detail_function_record_v1.__call__ of <object at 0x7f00>> "
+        'bad chunk [tensorstore_spec=\'{"driver": "zarr"}\']\nmore'
+    )
     assert reason(e) == "DATA_LOSS: bad chunk"
 
 
@@ -160,11 +179,14 @@ def test_closed_event_loop_callbacks_after_a_failed_restore_are_dropped():
     assert seen == [closed, other]
 
 
-@pytest.mark.parametrize("change,message", [
-    ("trainer.checkpoint.keep=0", "trainer.checkpoint.keep=0 must be at least 1"),
-    ("trainer.checkpoint.every_steps=0", "trainer.checkpoint.every_steps=0 must be at least 1 (or null: off)"),
-    ("trainer.resume=x", "trainer.resume='x' needs trainer.checkpoint.enabled=true"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ("trainer.checkpoint.keep=0", "trainer.checkpoint.keep=0 must be at least 1"),
+        ("trainer.checkpoint.every_steps=0", "trainer.checkpoint.every_steps=0 must be at least 1 (or null: off)"),
+        ("trainer.resume=x", "trainer.resume='x' needs trainer.checkpoint.enabled=true"),
+    ],
+)
 def test_bad_checkpoint_settings_are_named(compose, tmp_path, change, message):
     extra = ["trainer.checkpoint.enabled=false"] if change.startswith("trainer.resume") else []
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -6,9 +6,8 @@ import os
 import numpy as np
 import polars as pl
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from conftest import read_json
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 TINY = ["trainer.steps=24", "trainer.eval_every=8", "trainer.log_every=8", "trainer.progress=false"]
 
@@ -42,8 +41,16 @@ def test_tiny_run_end_to_end(cli, tmp_path):
 
     acc = load_events(run_dir)
     tags = acc.Tags()
-    for tag in ("train/loss", "train/accuracy", "train/lr", "train/samples_per_s", "val/loss", "val/accuracy",
-                "test/accuracy", "test/f1"):
+    for tag in (
+        "train/loss",
+        "train/accuracy",
+        "train/lr",
+        "train/samples_per_s",
+        "val/loss",
+        "val/accuracy",
+        "test/accuracy",
+        "test/f1",
+    ):
         assert tag in tags["scalars"], tag
         assert all(math.isfinite(e.value) for e in acc.Scalars(tag))
     assert [e.step for e in acc.Scalars("train/loss")] == [8, 16, 24]
@@ -65,8 +72,14 @@ def test_tabular_and_regression_runs(cli, tmp_path):
     cli("model=mlp", "dataset=breast_cancer", *TINY, f"hydra.run.dir={tmp_path / 'bc'}", check=True)
     bc = read_json(tmp_path / "bc" / "summary.json")
     assert bc["test"]["accuracy"] > 0.8
-    cli("model=mlp", "dataset=diabetes", "objective.metric=val/rmse", *TINY, f"hydra.run.dir={tmp_path / 'db'}",
-        check=True)
+    cli(
+        "model=mlp",
+        "dataset=diabetes",
+        "objective.metric=val/rmse",
+        *TINY,
+        f"hydra.run.dir={tmp_path / 'db'}",
+        check=True,
+    )
     db = read_json(tmp_path / "db" / "summary.json")
     assert set(db["test"]) >= {"mse", "rmse", "mae", "r2"}
     assert db["objective"]["metric"] == "val/rmse" and db["test"]["rmse"] > 0
@@ -78,8 +91,15 @@ def test_own_parquet_file(cli, tmp_path):
     pl.DataFrame({"f1": x[:, 0], "f2": x[:, 1], "f3": x[:, 2], "target": (x[:, 0] > 0).astype(np.int64)}).write_parquet(
         tmp_path / "mine.parquet"
     )
-    cli("model=mlp", "dataset=parquet", "dataset.path=mine.parquet", "dataset.label=target", *TINY,
-        f"hydra.run.dir={tmp_path / 'own'}", check=True)
+    cli(
+        "model=mlp",
+        "dataset=parquet",
+        "dataset.path=mine.parquet",
+        "dataset.label=target",
+        *TINY,
+        f"hydra.run.dir={tmp_path / 'own'}",
+        check=True,
+    )
     s = read_json(tmp_path / "own" / "summary.json")
     assert s["test"]["accuracy"] > 0.7
 
@@ -88,11 +108,17 @@ BAD = [
     (["trainer.epoch=3"], "trainer.epoch: 'epoch' is not a key of trainer (did you mean 'epochs'?); valid: batch_size"),
     (["sed=3"], "sed: 'sed' is not a top-level key or config group (did you mean 'seed'?)"),
     (["trainr.epochs=3"], "trainr.epochs: 'trainr' is not a top-level key (did you mean 'trainer'?)"),
-    (["trainer.batch_size=lots"], "Value 'lots' of type 'str' could not be converted to Integer\n    full_key: trainer.batch_size"),
+    (
+        ["trainer.batch_size=lots"],
+        "Value 'lots' of type 'str' could not be converted to Integer\n    full_key: trainer.batch_size",
+    ),
     (["model=cnnn"], "Available options in 'model'"),
     (["model.hiden=[4]"], "model.hiden is not a parameter of dlexp.models.cnn.CNN (did you mean"),
     (["+model.hiden=[4]"], "model.hiden is not a parameter of dlexp.models.cnn.CNN (did you mean"),
-    (["dataset=parquet", "dataset.path=missing.parquet", "dataset.label=y"], "dataset.path='missing.parquet': no such file"),
+    (
+        ["dataset=parquet", "dataset.path=missing.parquet", "dataset.label=y"],
+        "dataset.path='missing.parquet': no such file",
+    ),
     (["dataset=parquet", "dataset.label=y"], "dataset.path must be set"),
     (["objective.metric=val/r2"], "objective.metric='val/r2' is not a metric of classification; valid: val/loss"),
     (["model._target_=my_pkg.Net"], "model._target_='my_pkg.Net': cannot import module 'my_pkg'"),
@@ -109,8 +135,14 @@ def test_bad_input_gives_one_clear_message(cli, args, message):
 
 def test_missing_label_column_is_named(cli, tmp_path):
     pl.DataFrame({"a": [1.0, 2.0], "b": [0, 1]}).write_csv(tmp_path / "d.csv")
-    proc = cli("dataset=csv", "dataset.path=d.csv", "dataset.label=target", "model=mlp", "debug=fast",
-               f"hydra.run.dir={tmp_path / 'r'}")
+    proc = cli(
+        "dataset=csv",
+        "dataset.path=d.csv",
+        "dataset.label=target",
+        "model=mlp",
+        "debug=fast",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    )
     assert proc.returncode == 2
     assert "dataset.label='target' is not a column of d.csv; columns: a, b" in proc.stderr
     summary = read_json(tmp_path / "r" / "summary.json")
@@ -134,24 +166,46 @@ def test_own_model_class_from_own_config_dir(cli, tmp_path):
     (tmp_path / "my_conf" / "model").mkdir(parents=True)
     (tmp_path / "my_conf" / "model" / "wide.yaml").write_text("_target_: my_pkg.nets.Wide\nwidth: 64\n")
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cli("model=wide", "dataset=wine", *TINY, f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
-        f"hydra.run.dir={tmp_path / 'w'}", env=env, check=True)
+    cli(
+        "model=wide",
+        "dataset=wine",
+        *TINY,
+        f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]",
+        f"hydra.run.dir={tmp_path / 'w'}",
+        env=env,
+        check=True,
+    )
     s = read_json(tmp_path / "w" / "summary.json")
     assert s["num_params"] == 13 * 64 + 64 + 64 * 3 + 3
 
 
 def test_nan_loss_stops_with_the_step(cli, tmp_path):
-    proc = cli("model=mlp", "optimizer=sgd", "optimizer.lr=1e12", "optimizer.momentum=null", *TINY,
-               f"hydra.run.dir={tmp_path / 'nan'}")
+    proc = cli(
+        "model=mlp",
+        "optimizer=sgd",
+        "optimizer.lr=1e12",
+        "optimizer.momentum=null",
+        *TINY,
+        f"hydra.run.dir={tmp_path / 'nan'}",
+    )
     assert proc.returncode == 2
     assert "the train loss became nan between steps" in proc.stderr
     assert read_json(tmp_path / "nan" / "summary.json")["status"] == "failed"
 
 
 def test_a_diverging_run_with_nan_policy_skip_fails_with_one_message(cli, tmp_path):
-    proc = cli("model=mlp", "dataset=wine", "optimizer=sgd", "optimizer.lr=1e6", "trainer.nan_policy=skip",
-               "trainer.steps=24", "trainer.eval_every=6", "trainer.log_every=6", "trainer.progress=false",
-               f"hydra.run.dir={tmp_path / 'skip'}")
+    proc = cli(
+        "model=mlp",
+        "dataset=wine",
+        "optimizer=sgd",
+        "optimizer.lr=1e6",
+        "trainer.nan_policy=skip",
+        "trainer.steps=24",
+        "trainer.eval_every=6",
+        "trainer.log_every=6",
+        "trainer.progress=false",
+        f"hydra.run.dir={tmp_path / 'skip'}",
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "dlexp error: the val loss was not finite at any of 3 evaluation(s) up to step 18" in proc.stderr
     assert read_json(tmp_path / "skip" / "summary.json")["status"] == "failed"
@@ -167,8 +221,11 @@ def bad_files(d):
         "empty": ("empty.csv", "empty.csv is empty (0 bytes); expected a CSV file: UTF-8 text, a header row"),
         "garbage": ("garbage.parquet", "cannot read garbage.parquet as Parquet (parquet: File out of specification"),
         "header": ("header.csv", "header.csv has no rows (columns: f1, f2, label)"),
-        "one_class": ("one_class.csv", "label column 'label' of one_class.csv holds one class (1) in the file; "
-                                       "classification needs at least two classes"),
+        "one_class": (
+            "one_class.csv",
+            "label column 'label' of one_class.csv holds one class (1) in the file; "
+            "classification needs at least two classes",
+        ),
     }
 
 
@@ -176,17 +233,26 @@ def bad_files(d):
 def test_bad_data_files_give_one_clear_message(cli, tmp_path, case):
     name, message = bad_files(tmp_path)[case]
     fmt = "parquet" if name.endswith(".parquet") else "csv"
-    proc = cli(f"dataset={fmt}", f"dataset.path={name}", "dataset.label=label", "model=mlp", "debug=fast",
-               f"hydra.run.dir={tmp_path / 'r'}")
+    proc = cli(
+        f"dataset={fmt}",
+        f"dataset.path={name}",
+        "dataset.label=label",
+        "model=mlp",
+        "debug=fast",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and f"dlexp error: {message}" in proc.stderr, proc.stderr[-3000:]
     assert read_json(tmp_path / "r" / "summary.json")["status"] == "failed"
 
 
-@pytest.mark.parametrize("arg,message", [
-    ("trainer.batch_size=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
-    ("model=cnnx", "Could not find 'model/cnnx'"),
-])
+@pytest.mark.parametrize(
+    "arg,message",
+    [
+        ("trainer.batch_size=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+        ("model=cnnx", "Could not find 'model/cnnx'"),
+    ],
+)
 def test_a_config_hydra_rejects_exits_2_with_its_message(cli, arg, message):
     proc = cli(arg, "debug=fast")
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
@@ -205,6 +271,12 @@ def test_a_crash_inside_the_job_still_exits_1(cli, tmp_path):
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "boom.yaml").write_text("_target_: boom.Boom\n")
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = cli("model=boom", "dataset=wine", *TINY, f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-               f"hydra.run.dir={tmp_path / 'b'}", env=env)
+    proc = cli(
+        "model=boom",
+        "dataset=wine",
+        *TINY,
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"hydra.run.dir={tmp_path / 'b'}",
+        env=env,
+    )
     assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr, proc.stderr[-3000:]

@@ -1,9 +1,9 @@
 """Config composition with Hydra's compose API, and the checks on `_target_` groups."""
 
 import pytest
+from conftest import CONF
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from conftest import CONF
 from dlexp.config import check_call, import_target
 from dlexp.errors import ConfigError
 

@@ -16,12 +16,14 @@ def frame_path(tmp_path):
     """A small table with a string label and a known numeric column."""
     rng = np.random.default_rng(0)
     n = 200
-    df = pl.DataFrame({
-        "a": np.arange(n, dtype=np.float64),
-        "b": rng.normal(size=n),
-        "name": ["x"] * n,
-        "label": np.where(np.arange(n) % 4 == 0, "cat", "dog"),
-    })
+    df = pl.DataFrame(
+        {
+            "a": np.arange(n, dtype=np.float64),
+            "b": rng.normal(size=n),
+            "name": ["x"] * n,
+            "label": np.where(np.arange(n) % 4 == 0, "cat", "dog"),
+        }
+    )
     path = tmp_path / "t.parquet"
     df.write_parquet(path)
     return str(path), df
@@ -59,7 +61,9 @@ def test_standardization_is_fitted_on_train_only(frame_path):
     assert np.isclose(stats["mean"], raw_train.mean(), atol=1e-3)
     assert np.isclose(stats["std"], raw_train.std(), atol=1e-3)
     all_a = df["a"].to_numpy()
-    assert not np.isclose(stats["mean"], all_a.mean(), atol=1e-6) or not np.isclose(stats["std"], all_a.std(), atol=1e-6)
+    assert not np.isclose(stats["mean"], all_a.mean(), atol=1e-6) or not np.isclose(
+        stats["std"], all_a.std(), atol=1e-6
+    )
     assert np.isclose(data.x["train"][:, 0].mean(), 0.0, atol=1e-5)
     assert np.isclose(data.x["train"][:, 0].std(), 1.0, atol=1e-4)
 

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import ROOT
+
 from dlexp.data.idx import read_idx
 from dlexp.errors import DataError
 
@@ -46,20 +46,36 @@ def test_read_idx_round_trips(tmp_path):
 
 def test_prepare_mnist_then_train_on_it(idx_folder, tmp_path, cli):
     out = tmp_path / "mnist.parquet"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_mnist.py"), str(idx_folder), str(out),
-                           "--val-rows", "10"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "prepare_mnist.py"), str(idx_folder), str(out), "--val-rows", "10"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     df = pl.read_parquet(out)
     assert df.height == 80 and df.schema["image"] == pl.Array(pl.UInt8, (28, 28))
     assert dict(df.group_by("split").len().iter_rows()) == {"train": 50, "val": 10, "test": 20}
-    cli("dataset=mnist", f"dataset.path={out}", "model=mlp", "model.hidden=[16]", "trainer.steps=2",
-        "trainer.batch_size=16", "trainer.progress=false", "logger=jsonl", f"hydra.run.dir={tmp_path}/run", check=True)
+    cli(
+        "dataset=mnist",
+        f"dataset.path={out}",
+        "model=mlp",
+        "model.hidden=[16]",
+        "trainer.steps=2",
+        "trainer.batch_size=16",
+        "trainer.progress=false",
+        "logger=jsonl",
+        f"hydra.run.dir={tmp_path}/run",
+        check=True,
+    )
     prep = json.loads((tmp_path / "run" / "prep.json").read_text())
     assert prep["image_shape"] == [28, 28, 1] and prep["source"]["sizes"] == {"train": 50, "val": 10, "test": 20}
     assert prep["stats"]["image"]["min"] == 0.0  # unit scaling: train pixel range
 
 
 def test_prepare_mnist_names_a_missing_file(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_mnist.py"), str(tmp_path), "o.parquet"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "prepare_mnist.py"), str(tmp_path), "o.parquet"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "holds no train-images-idx3-ubyte" in proc.stderr

@@ -13,7 +13,8 @@ from dlexp.errors import DataError
 def write(tmp_path, df, name="t.parquet"):
     path = tmp_path / name
     {"parquet": df.write_parquet, "csv": df.write_csv, "arrow": df.write_ipc, "ndjson": df.write_ndjson}[
-        name.rsplit(".", 1)[1]](path)
+        name.rsplit(".", 1)[1]
+    ](path)
     return str(path)
 
 
@@ -23,15 +24,26 @@ def by_column(val="val"):
 
 
 def test_fill_mean_median_mode_constant_from_train_only(tmp_path):
-    df = pl.DataFrame({
-        "a": [1.0, None, 3.0, 5.0, 7.0, 9.0, 1000.0, None, 2000.0, 3000.0],  # train mean 5, median 5
-        "b": [1.0, 2.0, 2.0, None, 10.0, 4.0, 5.0, 5.0, 5.0, None],  # train median 2
-        "c": ["x", "y", "y", None, "x", "y", "z", "z", "z", None],  # train mode y
-        "d": [None, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
-        "s": by_column(), "label": [0, 1] * 5,
-    })
-    d = table(path=write(tmp_path, df), label="label", split="column", split_column="s", categorical=["c"],
-              encode="ordinal", missing={"a": "mean", "b": "median", "c": "mode", "d": -4.0}, scale="none")
+    df = pl.DataFrame(
+        {
+            "a": [1.0, None, 3.0, 5.0, 7.0, 9.0, 1000.0, None, 2000.0, 3000.0],  # train mean 5, median 5
+            "b": [1.0, 2.0, 2.0, None, 10.0, 4.0, 5.0, 5.0, 5.0, None],  # train median 2
+            "c": ["x", "y", "y", None, "x", "y", "z", "z", "z", None],  # train mode y
+            "d": [None, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            "s": by_column(),
+            "label": [0, 1] * 5,
+        }
+    )
+    d = table(
+        path=write(tmp_path, df),
+        label="label",
+        split="column",
+        split_column="s",
+        categorical=["c"],
+        encode="ordinal",
+        missing={"a": "mean", "b": "median", "c": "mode", "d": -4.0},
+        scale="none",
+    )
     assert d.prep["fills"] == {"a": 5.0, "b": 2.0, "c": "y", "d": -4.0}
     x = d.x["train"]  # columns a, b, d, c (numeric first, then categorical)
     assert x[:, 0].tolist() == [1, 5, 3, 5, 7, 9] and x[:, 1].tolist() == [1, 2, 2, 2, 10, 4]
@@ -71,22 +83,32 @@ def test_zscore_clip_and_iqr_drop_hand_computed(tmp_path):
     path = write(tmp_path, df)
     train = np.array(a[:6])
     m, s = train.mean(), train.std()
-    d = table(path=path, label="label", split="column", split_column="s", outliers="zscore",
-              outlier_threshold=1.0, scale="none")
+    d = table(
+        path=path,
+        label="label",
+        split="column",
+        split_column="s",
+        outliers="zscore",
+        outlier_threshold=1.0,
+        scale="none",
+    )
     lo, hi = m - s, m + s
     assert np.allclose(d.prep["bounds"]["a"], [lo, hi])
     assert np.allclose(d.x["train"][:, 0], np.clip(train, lo, hi)) and np.allclose(d.x["val"][:, 0], [lo, hi])
     assert d.prep["report"]["outliers_clipped"] == {"train": {"a": 1}, "val": {"a": 2}, "test": {}}
     q1, q3 = np.percentile(train, [25, 75])  # 2.0, 3.75
-    d = table(path=path, label="label", split="column", split_column="s", outliers="iqr", outlier_action="drop",
-              scale="none")
+    d = table(
+        path=path, label="label", split="column", split_column="s", outliers="iqr", outlier_action="drop", scale="none"
+    )
     assert np.allclose(d.prep["bounds"]["a"], [q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)])
     assert d.x["train"][:, 0].tolist() == [1, 2, 3, 4, 2]  # 100 dropped from train
     assert d.sizes()["val"] == 2 and d.prep["report"]["dropped"]["train outliers"] == 1
 
 
 def test_standard_and_minmax_scaling_fitted_on_train_only(tmp_path):
-    df = pl.DataFrame({"a": [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 1e6, -1e6, 1e9, 5.0], "s": by_column(), "label": [0, 1] * 5})
+    df = pl.DataFrame(
+        {"a": [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 1e6, -1e6, 1e9, 5.0], "s": by_column(), "label": [0, 1] * 5}
+    )
     path = write(tmp_path, df, "t.arrow")
     d = table(path=path, label="label", split="column", split_column="s")
     mean, std = 5.0, np.std([0, 2, 4, 6, 8, 10])  # val / test values would move both a lot
@@ -102,8 +124,17 @@ def test_pixel_columns_unit_and_channel_scaling(tmp_path):
     px = rng.integers(0, 256, size=(40, 2 * 2 * 2)).astype(np.float64)
     df = pl.DataFrame(px, schema=[f"p{i}" for i in range(8)], orient="row").with_columns(label=pl.Series([0, 1] * 20))
     path = write(tmp_path, df)
-    d = table(path=path, label="label", features=["^p\\d$"], image_shape=[2, 2, 2], scale="unit", split="random",
-              val_fraction=0.25, test_fraction=0.25, seed=1)
+    d = table(
+        path=path,
+        label="label",
+        features=["^p\\d$"],
+        image_shape=[2, 2, 2],
+        scale="unit",
+        split="random",
+        val_fraction=0.25,
+        test_fraction=0.25,
+        seed=1,
+    )
     train_rows = np.sort(d.rows["train"])
     lo, hi = px[train_rows].min(), px[train_rows].max()
     assert d.input_shape == (2, 2, 2)
@@ -123,8 +154,15 @@ def test_image_array_column_and_sequence_columns(tmp_path):
     assert np.allclose(d.x["val"][0, :, :, 0], imgs[6] / 53.0)
     q = [[1.0, 2.0, 3.0], [4.0], [], [5.0, 6.0], [1.0], [3.0], [7.0], [9.0], [1.0], [1.0]]
     seq = pl.DataFrame({"q": q, "s": by_column(), "label": [0, 1] * 5})
-    d = table(path=write(tmp_path, seq, "q.parquet"), label="label", sequence=["q"], sequence_length=2,
-              scale="none", split="column", split_column="s")
+    d = table(
+        path=write(tmp_path, seq, "q.parquet"),
+        label="label",
+        sequence=["q"],
+        sequence_length=2,
+        scale="none",
+        split="column",
+        split_column="s",
+    )
     assert d.input_shape == (2, 1)  # cut to 2, zero-padded at the end
     assert d.x["train"][:, :, 0].tolist() == [[1, 2], [4, 0], [0, 0], [5, 6], [1, 0], [3, 0]]
     d = table(path=write(tmp_path, seq, "q.parquet"), label="label", sequence=["q"], split="column", split_column="s")
@@ -134,19 +172,39 @@ def test_image_array_column_and_sequence_columns(tmp_path):
 
 
 def test_weights_dedupe_regex_and_drop(tmp_path):
-    df = pl.DataFrame({"f_1": [1.0, 1.0, 2.0, 3.0] * 5, "f_2": [0.0, 0.0, 1.0, 2.0] * 5, "id": list(range(20)),
-                       "w": [2.0] * 20, "label": [0, 0, 1, 1] * 5})
+    df = pl.DataFrame(
+        {
+            "f_1": [1.0, 1.0, 2.0, 3.0] * 5,
+            "f_2": [0.0, 0.0, 1.0, 2.0] * 5,
+            "id": list(range(20)),
+            "w": [2.0] * 20,
+            "label": [0, 0, 1, 1] * 5,
+        }
+    )
     d = table(path=write(tmp_path, df, "t.ndjson"), label="label", features=["^f_.*$"], weight="w", split="random")
     assert d.prep["features"] == ["f_1", "f_2"] and d.weights["train"].tolist() == [2.0] * 14
-    d = table(path=write(tmp_path, df.drop("id")), label="label", dedupe=True, split="random",
-              val_fraction=0.0, test_fraction=0.0)
+    d = table(
+        path=write(tmp_path, df.drop("id")),
+        label="label",
+        dedupe=True,
+        split="random",
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
     assert d.prep["report"]["dropped"]["duplicates"] == 17 and d.sizes()["train"] == 3
 
 
 def test_split_by_time_keeps_the_latest_rows_for_test(tmp_path):
     df = pl.DataFrame({"t": list(range(20))[::-1], "a": np.arange(20.0), "label": [0, 1] * 10})
-    d = table(path=write(tmp_path, df), label="label", features=["a"], split="time", time_column="t",
-              val_fraction=0.2, test_fraction=0.2)
+    d = table(
+        path=write(tmp_path, df),
+        label="label",
+        features=["a"],
+        split="time",
+        time_column="t",
+        val_fraction=0.2,
+        test_fraction=0.2,
+    )
     # time t = 19 - a: the largest t (smallest a) are the newest rows
     assert sorted(d.rows["test"].tolist()) == [0, 1, 2, 3] and sorted(d.rows["val"].tolist()) == [4, 5, 6, 7]
 
@@ -161,15 +219,18 @@ def test_prep_round_trips_for_a_new_file(tmp_path):
     assert "classes (train)" in report_text(d.prep)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(categorical=["nope"]), r"dataset.categorical names 'nope', not a column .*columns: a, c, s, label"),
-    (dict(features=["^z.*$"]), r"the pattern '\^z\.\*\$' matches no column"),
-    (dict(split="column"), r"dataset.split=column needs dataset.split_column"),
-    (dict(split="column", split_column="c"), r"dataset.split_column='c' .* holds \['u', 'v'\]"),
-    (dict(missing="sometimes", categorical=["c"]), r"dataset.missing='sometimes' for column 'a' is not valid"),
-    (dict(outliers="zscore", outlier_action="keep", categorical=["c"]), r"dataset.outlier_action='keep'"),
-    (dict(scale="log", categorical=["c"]), r"dataset.scale='log' is not valid"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(categorical=["nope"]), r"dataset.categorical names 'nope', not a column .*columns: a, c, s, label"),
+        (dict(features=["^z.*$"]), r"the pattern '\^z\.\*\$' matches no column"),
+        (dict(split="column"), r"dataset.split=column needs dataset.split_column"),
+        (dict(split="column", split_column="c"), r"dataset.split_column='c' .* holds \['u', 'v'\]"),
+        (dict(missing="sometimes", categorical=["c"]), r"dataset.missing='sometimes' for column 'a' is not valid"),
+        (dict(outliers="zscore", outlier_action="keep", categorical=["c"]), r"dataset.outlier_action='keep'"),
+        (dict(scale="log", categorical=["c"]), r"dataset.scale='log' is not valid"),
+    ],
+)
 def test_bad_spec_is_named(tmp_path, kwargs, message):
     df = pl.DataFrame({"a": [1.0, 2.0] * 5, "c": ["u", "v"] * 5, "s": by_column(), "label": [0, 1] * 5})
     with pytest.raises(DataError, match=message):
@@ -178,7 +239,9 @@ def test_bad_spec_is_named(tmp_path, kwargs, message):
 
 def test_non_numeric_feature_says_declare_categorical(tmp_path):
     df = pl.DataFrame({"a": [1.0, 2.0] * 5, "c": ["u", "v"] * 5, "label": [0, 1] * 5})
-    with pytest.raises(DataError, match=r"non-numeric feature columns .*c \(String\); declare them in dataset.categorical"):
+    with pytest.raises(
+        DataError, match=r"non-numeric feature columns .*c \(String\); declare them in dataset.categorical"
+    ):
         table(path=write(tmp_path, df), label="label")
 
 
@@ -204,15 +267,16 @@ def test_rows_cut_and_scaled_in_slices_equal_the_whole_table_transform(monkeypat
 
     rng = np.random.default_rng(0)
     n = 1000
-    df = pl.DataFrame({
-        "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),
-        "b": rng.normal(size=n).astype(np.float32),
-        "c": rng.normal(size=n) * 1e3,  # Float64: scaled by Polars, passed through
-        "k": rng.choice(["x", "y", "z"], size=n),
-        "y": rng.integers(0, 2, size=n),
-    }).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
-    prep = Prep(["a", "b", "c"], "y", "classification", scale, classes=[0, 1], categorical=["k"],
-                outliers="zscore")
+    df = pl.DataFrame(
+        {
+            "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),
+            "b": rng.normal(size=n).astype(np.float32),
+            "c": rng.normal(size=n) * 1e3,  # Float64: scaled by Polars, passed through
+            "k": rng.choice(["x", "y", "z"], size=n),
+            "y": rng.integers(0, 2, size=n),
+        }
+    ).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
+    prep = Prep(["a", "b", "c"], "y", "classification", scale, classes=[0, 1], categorical=["k"], outliers="zscore")
     prep.fit(df.lazy(), rules={"b": "mean"}, threshold=2.0)
     assert prep.bounds and prep.fills
     monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # many slices, runs crossing their edges
@@ -228,13 +292,15 @@ def test_rows_cut_and_scaled_in_slices_equal_the_whole_table_transform(monkeypat
 def _moment_frame(n: int = 1000, big: float = 1.0) -> pl.DataFrame:
     rng = np.random.default_rng(5)
     a = (rng.normal(size=n) * 3 + 1000.1).astype(np.float32)  # an offset float32 sums must survive
-    return pl.DataFrame({
-        "a": a * np.float32(big),  # 1e20: float32 squares overflow, float64 moments then
-        "b": rng.normal(size=n).astype(np.float32),
-        "c": rng.normal(size=n) * 1e3,  # Float64: not a moment column
-        "k": rng.choice(["x", "y", "z"], size=n),
-        "y": rng.integers(0, 2, size=n),
-    }).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
+    return pl.DataFrame(
+        {
+            "a": a * np.float32(big),  # 1e20: float32 squares overflow, float64 moments then
+            "b": rng.normal(size=n).astype(np.float32),
+            "c": rng.normal(size=n) * 1e3,  # Float64: not a moment column
+            "k": rng.choice(["x", "y", "z"], size=n),
+            "y": rng.integers(0, 2, size=n),
+        }
+    ).with_columns(pl.when(pl.int_range(pl.len()) % 7 == 0).then(None).otherwise(pl.col("b")).alias("b"))
 
 
 @pytest.mark.parametrize("big", [1.0, 1e20])
@@ -252,8 +318,9 @@ def test_moments_summed_in_the_cut_equal_the_polars_fit(monkeypatch, big):
     mask[rows["train"]] = True
     train = df.lazy().filter(pl.lit(pl.Series(mask)))
     monkeypatch.setattr(gather, "SLICE_ROWS", 64)  # partial sums from many slices
-    make = lambda: Prep(["a", "b", "c"], "y", "classification", "standard", classes=[0, 1], categorical=["k"],
-                        outliers="zscore")  # noqa: E731
+    make = lambda: Prep(
+        ["a", "b", "c"], "y", "classification", "standard", classes=[0, 1], categorical=["k"], outliers="zscore"
+    )  # noqa: E731
     polars_fit = make().fit(train, rules={"b": "mean"}, threshold=2.0)
     assert polars_fit.moment_columns(df.schema) == ["a", "b"]
     cut = make().fit(train, rules={"b": "mean"}, threshold=2.0, defer_moments=True)
@@ -299,14 +366,16 @@ def test_a_column_too_large_for_float32_scaling_is_cut_again_and_scaled_in_float
 
 def _float32_frame(n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    return pl.DataFrame({
-        "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),  # a mean float32 cannot hold
-        "b": rng.normal(size=n).astype(np.float32),
-        "i": rng.integers(-100, 100, size=n).astype(np.int16),
-        "w": rng.uniform(0.5, 2.0, size=n),
-        "r": rng.normal(size=n),  # a regression target
-        "label": rng.integers(0, 3, size=n),
-    })
+    return pl.DataFrame(
+        {
+            "a": (rng.normal(size=n) * 3 + 1000.1).astype(np.float32),  # a mean float32 cannot hold
+            "b": rng.normal(size=n).astype(np.float32),
+            "i": rng.integers(-100, 100, size=n).astype(np.int16),
+            "w": rng.uniform(0.5, 2.0, size=n),
+            "r": rng.normal(size=n),  # a regression target
+            "label": rng.integers(0, 3, size=n),
+        }
+    )
 
 
 def _spy_pieces(monkeypatch) -> list:
@@ -345,12 +414,17 @@ def test_one_pass_read_and_cut_equals_the_whole_table_path(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("row", [0, 500, 999])
-@pytest.mark.parametrize("bad, message", [
-    (("b", float("nan")), r"hold nulls: b \(1\)"),
-    (("i", None), r"hold nulls: i \(1\)"),
-    (("a", float("inf")), r"hold inf values: a \(1\)"),
-])
-def test_one_pass_read_with_a_bad_value_in_any_split_gets_the_whole_table_checks(tmp_path, monkeypatch, bad, message, row):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (("b", float("nan")), r"hold nulls: b \(1\)"),
+        (("i", None), r"hold nulls: i \(1\)"),
+        (("a", float("inf")), r"hold inf values: a \(1\)"),
+    ],
+)
+def test_one_pass_read_with_a_bad_value_in_any_split_gets_the_whole_table_checks(
+    tmp_path, monkeypatch, bad, message, row
+):
     """The one-pass cut has no checks before it: a value it sums as not finite, in whichever
     split its row falls, sends the table through the usual checks, with their message."""
     col, value = bad

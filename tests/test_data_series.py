@@ -28,8 +28,16 @@ def long_table(tmp_path):
 
 
 def test_time_split_has_no_target_in_two_splits_and_scales_on_train_period(long_table):
-    d = timeseries(path=long_table, target="value", id_column="id", time_column="t", lookback=4, horizon=2,
-                   val_fraction=0.25, test_fraction=0.25)
+    d = timeseries(
+        path=long_table,
+        target="value",
+        id_column="id",
+        time_column="t",
+        lookback=4,
+        horizon=2,
+        val_fraction=0.25,
+        test_fraction=0.25,
+    )
     # train period: t < 10 per id; val: 10..14; test: 15..19 (cuts at round(20*0.5), round(20*0.75))
     raw = {v for i in range(2) for v in (100 * i + np.arange(10))}
     stats = d.prep["stats"]["value"]

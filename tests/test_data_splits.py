@@ -38,9 +38,18 @@ def test_fold_datasets_refit_on_their_own_train_rows(tmp_path):
 
 
 def test_cv_from_the_cli_reports_each_fold_and_the_mean(cli, tmp_path):
-    out = cli("dataset=wine", "model=mlp", "model.hidden=[8]", "trainer.cv.folds=3", "trainer.steps=3",
-              "trainer.progress=false", "logger=jsonl", "trainer.checkpoint.enabled=false",
-              f"hydra.run.dir={tmp_path}/run", check=True)
+    out = cli(
+        "dataset=wine",
+        "model=mlp",
+        "model.hidden=[8]",
+        "trainer.cv.folds=3",
+        "trainer.steps=3",
+        "trainer.progress=false",
+        "logger=jsonl",
+        "trainer.checkpoint.enabled=false",
+        f"hydra.run.dir={tmp_path}/run",
+        check=True,
+    )
     run_dir = tmp_path / "run"
     summary = json.loads((run_dir / "summary.json").read_text())
     per_fold = [f["objective"] for f in summary["cv"]["per_fold"]]
@@ -52,14 +61,15 @@ def test_cv_from_the_cli_reports_each_fold_and_the_mean(cli, tmp_path):
     # mean ± std table, then the objective's mean ± std and the parent run dir.
     err = out.stderr
     assert all(f"== fold {i} of 3" in err for i in range(3))
-    tail = err[err.index("== cross-validation: 3 folds =="):].splitlines()
+    tail = err[err.index("== cross-validation: 3 folds ==") :].splitlines()
     o, val, test = summary["objective"], summary["cv"]["val"], summary["cv"]["test"]
     assert tail[-1] == f"objective val/loss = {o['value']:.6g} ± {o['std']:.6g} over 3 folds  (run dir: {run_dir})"
-    assert any(l.startswith("val (best)") and f"{val['accuracy']['mean']:.4f} ± {val['accuracy']['std']:.4f}" in l
-               for l in tail)
-    assert any(l.startswith("test") and f"{test['loss']['mean']:.4f} ± {test['loss']['std']:.4f}" in l for l in tail)
+    val_accuracy = f"{val['accuracy']['mean']:.4f} ± {val['accuracy']['std']:.4f}"
+    test_loss = f"{test['loss']['mean']:.4f} ± {test['loss']['std']:.4f}"
+    assert any(line.startswith("val (best)") and val_accuracy in line for line in tail)
+    assert any(line.startswith("test") and test_loss in line for line in tail)
     for i, f in enumerate(summary["cv"]["per_fold"]):
-        assert any(l.startswith(f"fold {i}") and f"{f['objective']:.4f}" in l for l in tail)
+        assert any(line.startswith(f"fold {i}") and f"{f['objective']:.4f}" in line for line in tail)
 
     # The report shows the folds and their mean ± std too.
     cli(str(run_dir), module="dlexp.report", check=True)

@@ -15,8 +15,9 @@ def parquet(tmp_path, request):
     resident cut, Polars when streamed); float64: scaled by Polars on both paths."""
     rng = np.random.default_rng(0)
     n = 900
-    df = pl.DataFrame({f"f{i}": (rng.normal(size=n) * (i + 1) + 100.0 * i).astype(request.param) for i in range(6)}).with_columns(
-        c=pl.Series(rng.choice(["a", "b"], n)), label=pl.Series(rng.integers(0, 3, n)))
+    df = pl.DataFrame(
+        {f"f{i}": (rng.normal(size=n) * (i + 1) + 100.0 * i).astype(request.param) for i in range(6)}
+    ).with_columns(c=pl.Series(rng.choice(["a", "b"], n)), label=pl.Series(rng.integers(0, 3, n)))
     path = tmp_path / "big.parquet"
     df.write_parquet(path, row_group_size=100)
     return str(path)
@@ -48,8 +49,9 @@ def test_streamed_and_resident_batches_are_identical(parquet, tmp_path, steps_pe
                 for u, v in zip(a.batch(ra, i), b.batch(rb, i)):
                     np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
     # a jump (a resumed run) restarts the reader at that step
-    np.testing.assert_array_equal(np.asarray(a.batch(a.call_args(5, 7, 1), 0)[0]),
-                                  np.asarray(b.batch(b.call_args(5, 7, 1), 0)[0]))
+    np.testing.assert_array_equal(
+        np.asarray(a.batch(a.call_args(5, 7, 1), 0)[0]), np.asarray(b.batch(b.call_args(5, 7, 1), 0)[0])
+    )
     b.close()
 
 
@@ -64,10 +66,19 @@ def test_streamed_and_resident_reports_agree_with_fills_and_outliers(tmp_path):
     a = rng.normal(size=600)
     a[::7], a[::50] = np.nan, 40.0
     df = pl.DataFrame({"a": a, "label": rng.integers(0, 3, 600)}).with_columns(
-        c=pl.Series(rng.choice(["u", "v", "w"], 600)).replace("w", None))
+        c=pl.Series(rng.choice(["u", "v", "w"], 600)).replace("w", None)
+    )
     df.write_parquet(tmp_path / "f.parquet")
-    kw = dict(path=str(tmp_path / "f.parquet"), label="label", categorical=["c"], missing="mean", outliers="zscore",
-              outlier_action="drop", cache_dir=str(tmp_path), seed=2)
+    kw = dict(
+        path=str(tmp_path / "f.parquet"),
+        label="label",
+        categorical=["c"],
+        missing="mean",
+        outliers="zscore",
+        outlier_action="drop",
+        cache_dir=str(tmp_path),
+        seed=2,
+    )
     resident, streamed = table(stream=False, **kw), table(stream=True, **kw)
     assert resident.prep["report"] == streamed.prep["report"] and resident.prep["report"]["nulls_filled"]["val"]
     assert resident.sizes() == streamed.sizes()

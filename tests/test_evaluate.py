@@ -5,14 +5,24 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import CONF, read_json
+
 from dlexp import evaluate, predict
 from dlexp.train import run
 
-TRAIN = ["model=mlp", "model.hidden=[16]", "dataset=wine", "trainer.batch_size=32", "trainer.steps=24",
-         "trainer.eval_every=6", "trainer.log_every=6", "trainer.progress=false", "trainer.parallel=single",
-         "logger=none", "trainer.checkpoint.async_save=false"]
+TRAIN = [
+    "model=mlp",
+    "model.hidden=[16]",
+    "dataset=wine",
+    "trainer.batch_size=32",
+    "trainer.steps=24",
+    "trainer.eval_every=6",
+    "trainer.log_every=6",
+    "trainer.progress=false",
+    "trainer.parallel=single",
+    "logger=none",
+    "trainer.checkpoint.async_save=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +53,10 @@ def test_evaluate_cli_restores_the_best_state_of_the_summary(cli, saved):
     run_dir, summary, new = saved
     proc = cli(str(run_dir), module="dlexp.evaluate", check=True)
     result = json.loads(proc.stdout)
-    assert result["step"] == summary["best"]["step"] and result["rows"] == read_json(run_dir / "prep.json")["source"]["sizes"]["test"]
+    assert (
+        result["step"] == summary["best"]["step"]
+        and result["rows"] == read_json(run_dir / "prep.json")["source"]["sizes"]["test"]
+    )
     for k, v in summary["test"].items():
         assert result["metrics"][k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
     assert "accuracy" in proc.stderr  # the table
@@ -83,7 +96,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("module,args,message", BAD, ids=[f"{m.__name__.split('.')[-1]}:{' '.join(a)}" for m, a, _ in BAD])
+@pytest.mark.parametrize(
+    "module,args,message", BAD, ids=[f"{m.__name__.split('.')[-1]}:{' '.join(a)}" for m, a, _ in BAD]
+)
 def test_bad_input_gives_one_clear_message(saved, tmp_path, capsys, module, args, message):
     run_dir, _, new = saved
     pl.DataFrame({"a": [1.0]}).write_csv(tmp_path / "cols.csv")

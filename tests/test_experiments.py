@@ -18,19 +18,36 @@ IMAGES = {  # preset -> image tags it must write
     "digits_vae": {"samples/reconstructions"},
     "series_lstm": {"plots/predictions", "plots/forecasts"},
 }
-SHORT = ["trainer.steps=3", "trainer.eval_every=3", "trainer.log_every=3", "trainer.progress=false",
-         "trainer.checkpoint.enabled=false"]
+SHORT = [
+    "trainer.steps=3",
+    "trainer.eval_every=3",
+    "trainer.log_every=3",
+    "trainer.progress=false",
+    "trainer.checkpoint.enabled=false",
+]
 
 
 def test_there_is_a_preset_per_model_family():
-    for name in ("digits_cnn", "digits_resnet", "digits_lstm", "digits_transformer", "digits_gan", "digits_vae",
-                 "breast_cancer_mlp", "wine_mlp", "diabetes_mlp", "series_lstm"):
+    for name in (
+        "digits_cnn",
+        "digits_resnet",
+        "digits_lstm",
+        "digits_transformer",
+        "digits_gan",
+        "digits_vae",
+        "breast_cancer_mlp",
+        "wine_mlp",
+        "diabetes_mlp",
+        "series_lstm",
+    ):
         assert name in PRESETS
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_briefly(preset, compose, tmp_path):
-    logger = ["logger=tensorboard", "logger.jsonl=false", "logger.console=false"] if preset in IMAGES else ["logger=none"]
+    logger = (
+        ["logger=tensorboard", "logger.jsonl=false", "logger.console=false"] if preset in IMAGES else ["logger=none"]
+    )
     cfg = compose([f"experiment={preset}", *SHORT, *logger])
     value, summary = run(cfg, str(tmp_path))
     assert summary["status"] == "completed" and summary["steps"] == 3

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 import polars as pl
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dlexp.data.table import table
 from dlexp.errors import DlexpError
@@ -20,7 +21,7 @@ COLUMN_KINDS = {
     "small_int": (st.integers(-3, 3), pl.Int8),
     "uint": (st.integers(0, 255), pl.UInt8),
     "bool": (st.booleans(), pl.Boolean),
-    "str": (st.text(alphabet="ab,\"\n é", max_size=4), pl.Utf8),
+    "str": (st.text(alphabet='ab,"\n é', max_size=4), pl.Utf8),
     "null": (st.none(), pl.Null),
 }
 FORMATS = ["parquet", "csv", "ipc", "ndjson"]
@@ -51,8 +52,13 @@ def check_loads_or_raises_clearly(path, tmp_path, task="auto", **options) -> Non
 def frames(draw):
     rows = draw(st.integers(0, 25))
     # mostly numeric features, so that most frames get past the column checks into prep
-    kinds = draw(st.lists(st.sampled_from(["float", "float", "int", "small_int", "uint", "bool", "str", "null"]),
-                          min_size=1, max_size=4))
+    kinds = draw(
+        st.lists(
+            st.sampled_from(["float", "float", "int", "small_int", "uint", "bool", "str", "null"]),
+            min_size=1,
+            max_size=4,
+        )
+    )
     label_kind = draw(st.sampled_from(["small_int", "str", "float", "bool", "null"]))
     columns = {}
     for i, kind in enumerate([label_kind, *kinds]):
@@ -65,14 +71,21 @@ def frames(draw):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(df=frames(), fmt=st.sampled_from(FORMATS), task=st.sampled_from(["auto", "regression"]),
-       options=st.fixed_dictionaries({}, optional={
-           "missing": st.sampled_from(["error", "drop", "mean", "median", "mode", 0]),
-           "scale": st.sampled_from(["standard", "minmax", "none"]),
-           "split": st.sampled_from(["random", "stratified"]),
-           "outliers": st.sampled_from(["zscore", "iqr"]),
-           "dedupe": st.booleans(),
-       }))
+@given(
+    df=frames(),
+    fmt=st.sampled_from(FORMATS),
+    task=st.sampled_from(["auto", "regression"]),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "missing": st.sampled_from(["error", "drop", "mean", "median", "mode", 0]),
+            "scale": st.sampled_from(["standard", "minmax", "none"]),
+            "split": st.sampled_from(["random", "stratified"]),
+            "outliers": st.sampled_from(["zscore", "iqr"]),
+            "dedupe": st.booleans(),
+        },
+    ),
+)
 def test_table_loads_or_raises_a_clear_error(tmp_path, df, fmt, task, options):
     path = tmp_path / f"f{next(counter)}.{fmt}"
     try:
@@ -100,8 +113,14 @@ def damaged(df: pl.DataFrame, path, fmt: str, how: str, data) -> None:
         tail = data.draw(st.binary(min_size=1, max_size=50), label="tail") if how == "garbage_tail" else b""
         path.write_bytes(raw[:cut] + tail)
     else:  # numbers and text in one column: text in a typed format, mixed in the text formats
-        values = data.draw(st.lists(st.one_of(st.integers(-5, 5).map(str), st.sampled_from(["x", "?", "1,5", ""])),
-                                    min_size=df.height, max_size=df.height), label="mixed")
+        values = data.draw(
+            st.lists(
+                st.one_of(st.integers(-5, 5).map(str), st.sampled_from(["x", "?", "1,5", ""])),
+                min_size=df.height,
+                max_size=df.height,
+            ),
+            label="mixed",
+        )
         write(df.with_columns(pl.Series("c_mixed", values, dtype=pl.Utf8)), path, fmt)
 
 

@@ -13,20 +13,27 @@ import numpy as np
 import optax
 import polars as pl
 import pytest
+from conftest import ROOT
 from flax import nnx
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT
 from dlexp.inspection.embeddings import features_and_outputs, metadata_rows, sprite_images
 from dlexp.inspection.layer_stats import applied_update, loss_grads, update_ratios
 from dlexp.models import CNN, MLP, RNN, ResNet, Transformer
-from dlexp.tasks import Classification, Regression
 from dlexp.models.split import split_model
+from dlexp.tasks import Classification, Regression
 from dlexp.train import run
 
-TINY = ["model=mlp", "model.hidden=[32,16]", "trainer.steps=24", "trainer.eval_every=8", "trainer.log_every=8",
-        "trainer.progress=false", "logger.console=false"]
+TINY = [
+    "model=mlp",
+    "model.hidden=[32,16]",
+    "trainer.steps=24",
+    "trainer.eval_every=8",
+    "trainer.log_every=8",
+    "trainer.progress=false",
+    "logger.console=false",
+]
 
 
 def test_a_run_with_inspection_writes_histograms_ratios_projector_and_confusion(compose, tmp_path):
@@ -62,7 +69,7 @@ def test_a_run_with_inspection_writes_histograms_ratios_projector_and_confusion(
     sprite = np.asarray(Image.open(emb / "sprite.png"))
     assert sprite.shape == (8 * 8, 8 * 8, 3)  # ceil(sqrt(50)) = 8 images a side
     assert sprite[:8].max() == 255  # each image stretched to the full grey range
-    assert sprite[6 * 8:, 2 * 8:].max() == 0  # 50 images: 6 full rows and 2 cells; the rest stays black
+    assert sprite[6 * 8 :, 2 * 8 :].max() == 0  # 50 images: 6 full rows and 2 cells; the rest stays black
 
     cm = np.array(summary["confusion"]["matrix"])
     assert summary["confusion"]["classes"] == list(range(10)) and cm.shape == (10, 10)
@@ -91,22 +98,28 @@ def test_grads_and_update_ratio_are_those_of_the_train_step():
     ratios = update_ratios(params, jax.device_get(updates))
     applied = jax.tree.map(np.subtract, jax.device_get(new_state["params"]), params)
     assert ratios["train/update_ratio"] == pytest.approx(
-        float(optax.tree.norm(applied)) / float(optax.tree.norm(params)), rel=1e-4)
+        float(optax.tree.norm(applied)) / float(optax.tree.norm(params)), rel=1e-4
+    )
     assert ratios["update_ratio/head/kernel"] == pytest.approx(
-        0.01 * np.sqrt(head_update.size) / np.linalg.norm(params["head"]["kernel"]), rel=1e-3)
+        0.01 * np.sqrt(head_update.size) / np.linalg.norm(params["head"]["kernel"]), rel=1e-3
+    )
     assert set(ratios) == {"train/update_ratio", "update_ratio/body/layers/0/kernel", "update_ratio/head/kernel"}
     after = update_ratios(jax.device_get(new_state["params"]), jax.device_get(updates))
     assert "update_ratio/head/bias" in after  # no longer all zeros
 
 
-@pytest.mark.parametrize("make", [
-    lambda r: MLP((8, 8, 1), 4, hidden=(12, 6), rngs=r),
-    lambda r: CNN((8, 8, 1), 4, channels=(4,), dense=(6,), rngs=r),
-    lambda r: ResNet((8, 8, 1), 4, widths=(3, 6), blocks=1, rngs=r),
-    lambda r: RNN((8, 8), 4, cell="lstm", hidden=6, rngs=r),
-    lambda r: RNN((8, 8), 4, cell="gru", hidden=3, bidirectional=True, rngs=r),
-    lambda r: Transformer((8, 8, 1), 4, dim=6, depth=1, heads=2, patch=4, dropout=0.0, rngs=r),
-], ids=["mlp", "cnn", "resnet", "lstm", "bigru", "transformer"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: MLP((8, 8, 1), 4, hidden=(12, 6), rngs=r),
+        lambda r: CNN((8, 8, 1), 4, channels=(4,), dense=(6,), rngs=r),
+        lambda r: ResNet((8, 8, 1), 4, widths=(3, 6), blocks=1, rngs=r),
+        lambda r: RNN((8, 8), 4, cell="lstm", hidden=6, rngs=r),
+        lambda r: RNN((8, 8), 4, cell="gru", hidden=3, bidirectional=True, rngs=r),
+        lambda r: Transformer((8, 8, 1), 4, dim=6, depth=1, heads=2, patch=4, dropout=0.0, rngs=r),
+    ],
+    ids=["mlp", "cnn", "resnet", "lstm", "bigru", "transformer"],
+)
 def test_features_are_what_the_output_layer_sees(make):
     model = make(nnx.Rngs(0))
     sm = split_model(model)
@@ -171,16 +184,24 @@ def test_tb_export_writes_every_scalar_of_every_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = str(ROOT / "scripts" / "tb_export.py")
     for out in (tmp_path / "scalars.parquet", tmp_path / "scalars.csv"):
-        proc = subprocess.run([sys.executable, script, str(tmp_path / "runs"), "-o", str(out)],
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [sys.executable, script, str(tmp_path / "runs"), "-o", str(out)], capture_output=True, text=True, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         assert "9 scalars, 3 runs, 2 tags" in proc.stdout
     table = pl.read_parquet(tmp_path / "scalars.parquet")
     assert table.columns == ["run", "tag", "step", "value", "wall_time"]
     assert table.select("run", "tag", "step", "value").rows() == [
-        ("a/tb", "train/loss", 0, 2.0), ("a/tb", "train/loss", 10, 1.5), ("a/tb", "train/loss", 20, 1.25),
-        ("a/tb", "val/loss", 0, 2.5), ("a/tb", "val/loss", 10, 2.0), ("a/tb", "val/loss", 20, 1.75),
-        ("b/tb", "train/loss", 0, 3.0), ("b/tb", "train/loss", 10, 0.5), ("b/tb/seed_1", "train/loss", 0, 4.0)]
+        ("a/tb", "train/loss", 0, 2.0),
+        ("a/tb", "train/loss", 10, 1.5),
+        ("a/tb", "train/loss", 20, 1.25),
+        ("a/tb", "val/loss", 0, 2.5),
+        ("a/tb", "val/loss", 10, 2.0),
+        ("a/tb", "val/loss", 20, 1.75),
+        ("b/tb", "train/loss", 0, 3.0),
+        ("b/tb", "train/loss", 10, 0.5),
+        ("b/tb/seed_1", "train/loss", 0, 4.0),
+    ]
     assert (table["wall_time"] > 1e9).all()
     assert pl.read_csv(tmp_path / "scalars.csv").drop("wall_time").equals(table.drop("wall_time"))
     bad = subprocess.run([sys.executable, script, str(tmp_path / "nope")], capture_output=True, text=True, env=env)

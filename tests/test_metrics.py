@@ -37,8 +37,11 @@ def test_regression_metrics_match_sklearn_in_original_units():
     p_raw = t_raw + rng.normal(size=200)
     mean, std = 10.0, 3.0
     sums = metrics.regression_sums(
-        jnp.zeros(200), jnp.asarray((p_raw - mean) / std)[:, None], jnp.asarray((t_raw - mean) / std),
-        jnp.ones(200), (mean, std),
+        jnp.zeros(200),
+        jnp.asarray((p_raw - mean) / std)[:, None],
+        jnp.asarray((t_raw - mean) / std),
+        jnp.ones(200),
+        (mean, std),
     )
     m = metrics.regression_metrics({k: np.asarray(v, np.float64) for k, v in sums.items()})
     assert m["mse"] == pytest.approx(skm.mean_squared_error(t_raw, p_raw), rel=1e-4)

@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from dlexp.models import CNN, GAN, MLP, RNN, Autoencoder, ResNet, Transformer
-from dlexp.tasks import make_task
 from dlexp.models.split import split_model
+from dlexp.tasks import make_task
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])

@@ -8,17 +8,26 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-
 from conftest import read_json
 
 from dlexp.checkpoint import saved_steps
 from dlexp.errors import TrainingError
 from dlexp.train import run
 
-TINY = ["model=mlp", "model.hidden=[16]", "trainer.batch_size=32", "trainer.eval_every=6", "trainer.log_every=6",
-        "trainer.progress=false", "trainer.parallel=single", "logger=none", "trainer.checkpoint.every_steps=6",
-        "trainer.checkpoint.every_epochs=null", "trainer.checkpoint.min_interval_s=0",
-        "trainer.checkpoint.async_save=false"]
+TINY = [
+    "model=mlp",
+    "model.hidden=[16]",
+    "trainer.batch_size=32",
+    "trainer.eval_every=6",
+    "trainer.log_every=6",
+    "trainer.progress=false",
+    "trainer.parallel=single",
+    "logger=none",
+    "trainer.checkpoint.every_steps=6",
+    "trainer.checkpoint.every_epochs=null",
+    "trainer.checkpoint.min_interval_s=0",
+    "trainer.checkpoint.async_save=false",
+]
 BLOW_UP = ["dataset=wine", "optimizer=sgd", "optimizer.lr=1e6", "optimizer.momentum=null", "trainer.nan_policy=skip"]
 
 
@@ -31,8 +40,14 @@ def outlier_csv(tmp_path) -> list[str]:
     split = ["train"] * 200 + ["val"] * 50 + ["test"] * 50
     path = tmp_path / "outlier.csv"
     pl.DataFrame({**{f"f{i}": x[:, i] for i in range(4)}, "label": y, "split": split}).write_csv(path)
-    return ["dataset=csv", f"dataset.path={path}", "dataset.label=label", "dataset.split=column",
-            "+dataset.split_column=split", "dataset.scale=none"]
+    return [
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.label=label",
+        "dataset.split=column",
+        "+dataset.split_column=split",
+        "dataset.scale=none",
+    ]
 
 
 def test_skip_skips_the_bad_batch_and_the_run_completes(compose, tmp_path):
@@ -49,8 +64,11 @@ def test_skip_fails_a_run_whose_val_loss_is_never_finite(compose, tmp_path, capl
     from dlexp.evaluate import evaluate, load_run
 
     cfg = compose([*TINY, *BLOW_UP, "trainer.steps=60"])
-    with pytest.raises(TrainingError, match=r"the val loss was not finite at any of 3 evaluation\(s\) up to step 18 "
-                                            r"\(\d+ train step\(s\) skipped .*lower optimizer.lr"):
+    with pytest.raises(
+        TrainingError,
+        match=r"the val loss was not finite at any of 3 evaluation\(s\) up to step 18 "
+        r"\(\d+ train step\(s\) skipped .*lower optimizer.lr",
+    ):
         run(cfg, str(tmp_path / "r"))
     summary = read_json(tmp_path / "r" / "summary.json")
     assert summary["status"] == "failed" and summary["error_type"] == "TrainingError"
@@ -74,18 +92,28 @@ def test_a_short_run_with_no_finite_val_loss_fails_at_its_end(compose, tmp_path)
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # the lr itself, as a float32 constant
 def test_skip_fails_a_run_whose_state_turns_nonfinite(compose, tmp_path):
     # lr beyond float32: the first update, from a finite loss and gradient, leaves inf and NaN in the params
-    overflow = ["dataset=wine", "optimizer=sgd", "optimizer.lr=1e39", "optimizer.momentum=null",
-                "trainer.nan_policy=skip"]
-    with pytest.raises(TrainingError, match=r"the train state \(parameters or optimizer\) held a non-finite value "
-                                            r"at step 6 although \d+ non-finite step\(s\) were skipped"):
+    overflow = [
+        "dataset=wine",
+        "optimizer=sgd",
+        "optimizer.lr=1e39",
+        "optimizer.momentum=null",
+        "trainer.nan_policy=skip",
+    ]
+    with pytest.raises(
+        TrainingError,
+        match=r"the train state \(parameters or optimizer\) held a non-finite value "
+        r"at step 6 although \d+ non-finite step\(s\) were skipped",
+    ):
         run(compose([*TINY, *overflow, "trainer.steps=12"]), str(tmp_path / "r"))
     assert saved_steps(tmp_path / "r") == []  # nothing non-finite was saved
 
 
 def test_copies_whose_val_loss_is_never_finite_fail_the_run(compose, tmp_path):
     with pytest.raises(TrainingError, match="every copy failed; seed 0: the val loss was not finite"):
-        run(compose([*TINY, *BLOW_UP, "trainer.steps=24", "trainer.seeds=[0,1]",
-                     "trainer.checkpoint.enabled=false"]), str(tmp_path / "r"))
+        run(
+            compose([*TINY, *BLOW_UP, "trainer.steps=24", "trainer.seeds=[0,1]", "trainer.checkpoint.enabled=false"]),
+            str(tmp_path / "r"),
+        )
 
 
 def test_the_never_finite_rule():
@@ -111,10 +139,12 @@ def test_plots_skip_nonfinite_outputs_with_a_warning(monkeypatch, caplog):
 
     images = {}
     writers = SimpleNamespace(image=lambda tag, img, step: images.setdefault(tag, img))
-    data = SimpleNamespace(x={"test": np.zeros((6, 3), np.float32)}, y={"test": labels},
-                           sample_weights=lambda split: None)
-    ctx = SimpleNamespace(task=SimpleNamespace(name="classification", classes=[0, 1]), data=data, model=None,
-                          writers=writers)
+    data = SimpleNamespace(
+        x={"test": np.zeros((6, 3), np.float32)}, y={"test": labels}, sample_weights=lambda split: None
+    )
+    ctx = SimpleNamespace(
+        task=SimpleNamespace(name="classification", classes=[0, 1]), data=data, model=None, writers=writers
+    )
     monkeypatch.setattr(hooks, "make_predict", lambda model: lambda p, r, x: x)
     monkeypatch.setattr(hooks, "predict_all", lambda fn, params, rest, x: np.full((len(x), 2), np.nan, np.float32))
     with caplog.at_level(logging.WARNING, logger="dlexp"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from dlexp.config import ScheduleConfig, Schedule
+from dlexp.config import Schedule, ScheduleConfig
 from dlexp.errors import ConfigError
 from dlexp.optim import make_optimizer, make_schedule
 
@@ -25,8 +25,11 @@ def test_schedules():
 
 
 def test_sgd_momentum_nesterov_and_decay():
-    tx, _ = make_optimizer(opt(_target_="optax.sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5),
-                           ScheduleConfig(name="constant"), 10)
+    tx, _ = make_optimizer(
+        opt(_target_="optax.sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5),
+        ScheduleConfig(name="constant"),
+        10,
+    )
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
     updates, _ = tx.update({"w": jnp.zeros(3)}, state, params)
@@ -42,7 +45,9 @@ def test_clipping():
 
 
 def test_adamw_takes_weight_decay_itself():
-    tx, sched = make_optimizer(opt(_target_="optax.adamw", lr=1e-3, weight_decay=1e-2), ScheduleConfig(name="constant"), 10)
+    tx, sched = make_optimizer(
+        opt(_target_="optax.adamw", lr=1e-3, weight_decay=1e-2), ScheduleConfig(name="constant"), 10
+    )
     assert float(sched(3)) == pytest.approx(1e-3)
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 SCRIPT = r"""
@@ -26,8 +25,8 @@ with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
                 "logger=jsonl", "trainer.steps_per_call=3", f"paths.cache={sys.argv[2]}"])
             run_dir = f"{sys.argv[3]}/{kind}_{model}"
             value, summary = run(cfg, run_dir)
-            losses = [json.loads(l).get("train/loss") for l in open(run_dir + "/metrics.jsonl")]
-            out[f"{kind}_{model}"] = {"losses": [l for l in losses if l is not None], "test": summary["test"],
+            losses = [json.loads(line).get("train/loss") for line in open(run_dir + "/metrics.jsonl")]
+            out[f"{kind}_{model}"] = {"losses": [v for v in losses if v is not None], "test": summary["test"],
                                       "devices": summary["devices"], "objective": value}
     # One seed with augmentation: a single run (one device, and a mesh of 4) and its copy, alone
     # on one device and among four copies spread over the 4 devices.
@@ -55,11 +54,16 @@ print("RESULT" + json.dumps(out))
 def results(tmp_path_factory, cache_dir):
     tmp = tmp_path_factory.mktemp("parallel")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "conf"), cache_dir, str(tmp)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT / "conf"), cache_dir, str(tmp)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):])
+    line = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT") :])
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

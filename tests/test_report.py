@@ -6,15 +6,22 @@ import os
 
 import numpy as np
 import pytest
+from conftest import read_json
 from PIL import Image
 
-from conftest import read_json
 from dlexp.errors import ConfigError
 from dlexp.report import main, write_report
 from dlexp.train import run
 
-TINY = ["model=mlp", "model.hidden=[32]", "trainer.steps=16", "trainer.eval_every=8", "trainer.log_every=8",
-        "trainer.progress=false", "logger.console=false"]
+TINY = [
+    "model=mlp",
+    "model.hidden=[32]",
+    "trainer.steps=16",
+    "trainer.eval_every=8",
+    "trainer.log_every=8",
+    "trainer.progress=false",
+    "logger.console=false",
+]
 
 
 def looks_like_a_plot(path) -> None:
@@ -38,8 +45,11 @@ def test_run_report_has_curves_confusion_and_metrics(compose, tmp_path, capsys):
 
 def test_sweep_report_compares_jobs_by_each_swept_key(compose, tmp_path):
     sweep = tmp_path / "sweep"
-    jobs = [["optimizer.lr=0.001", "model.hidden=[16]"], ["optimizer.lr=0.03", "model.hidden=[16]"],
-            ["optimizer.lr=0.03", "model.hidden=[32]"]]
+    jobs = [
+        ["optimizer.lr=0.001", "model.hidden=[16]"],
+        ["optimizer.lr=0.03", "model.hidden=[16]"],
+        ["optimizer.lr=0.03", "model.hidden=[32]"],
+    ]
     values = []
     for i, overrides in enumerate(jobs):
         values.append(run(compose([*TINY, *overrides]), str(sweep / str(i)))[0])

@@ -8,25 +8,44 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import orbax.checkpoint as ocp
-
+import pytest
 from conftest import ROOT, read_json, run_cli
+
 from dlexp.checkpoint import checkpoint_dir, saved_steps
 from dlexp.hooks.stopping import EXIT_PREEMPTED
 
 STEPS = 300
 # Dropout on, 3 batches per epoch: the resumed run must redraw the same batches and keys.
-BASE_ARGS = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=wine", "trainer.batch_size=32",
-        f"trainer.steps={STEPS}", "trainer.eval_every=50", "trainer.log_every=25", "trainer.progress=false",
-        "trainer.parallel=single", "logger=jsonl", "logger.console=false", "trainer.checkpoint.every_steps=25",
-        "trainer.checkpoint.every_epochs=null", "trainer.checkpoint.min_interval_s=0"]
+BASE_ARGS = [
+    "model=mlp",
+    "model.hidden=[32]",
+    "model.dropout=0.2",
+    "dataset=wine",
+    "trainer.batch_size=32",
+    f"trainer.steps={STEPS}",
+    "trainer.eval_every=50",
+    "trainer.log_every=25",
+    "trainer.progress=false",
+    "trainer.parallel=single",
+    "logger=jsonl",
+    "logger.console=false",
+    "trainer.checkpoint.every_steps=25",
+    "trainer.checkpoint.every_epochs=null",
+    "trainer.checkpoint.min_interval_s=0",
+]
 
 
 def start_cli(args, cwd, cache_dir):
     env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "dlexp.train", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlexp.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def signal_after_checkpoint(proc, run_dir, step: int, sig: int) -> int:
@@ -42,8 +61,11 @@ def signal_after_checkpoint(proc, run_dir, step: int, sig: int) -> int:
 
 def final_state(run_dir) -> dict:
     """The saved train state (params, optimizer, step) at the last step, as numpy arrays."""
-    mgr = ocp.CheckpointManager(checkpoint_dir(run_dir), options=ocp.CheckpointManagerOptions(read_only=True),
-                                item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+    mgr = ocp.CheckpointManager(
+        checkpoint_dir(run_dir),
+        options=ocp.CheckpointManagerOptions(read_only=True),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler()},
+    )
     state = mgr.restore(STEPS, args=ocp.args.Composite(state=ocp.args.PyTreeRestore()))["state"]
     mgr.close()
     return state
@@ -72,8 +94,9 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
     reference = start_cli([*args, f"hydra.run.dir={ref_dir}"], tmp_path, cache_dir)  # runs alongside
 
     # 1. SIGTERM (a preemption): saves where it stopped, status "preempted", the requeue exit code.
-    code, out = signal_after_checkpoint(start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
-                                        run_dir, 50, signal.SIGTERM)
+    code, out = signal_after_checkpoint(
+        start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir), run_dir, 50, signal.SIGTERM
+    )
     assert code == EXIT_PREEMPTED, out[-3000:]
     assert "Traceback" not in out and "preempted at step" in out
     summary = read_json(run_dir / "summary.json")
@@ -82,8 +105,9 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
     assert 50 <= stopped < STEPS and max(saved_steps(run_dir)) == stopped
 
     # 2. The same command resumes; SIGKILL it mid-way (maybe mid-save: Orbax's temp dir must not count).
-    code, out = signal_after_checkpoint(start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir),
-                                        run_dir, stopped + 75, signal.SIGKILL)
+    code, out = signal_after_checkpoint(
+        start_cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, cache_dir), run_dir, stopped + 75, signal.SIGKILL
+    )
     assert code == -signal.SIGKILL
     killed_at = max(saved_steps(run_dir))
     assert stopped < killed_at < STEPS
@@ -105,8 +129,14 @@ def test_sigterm_then_sigkill_then_resume_ends_bitwise_identical(tmp_path, cache
 
 def test_a_clashing_run_dir_is_refused_before_hydra_writes_there(tmp_path, cache_dir):
     run_dir = tmp_path / "done"
-    fast = ["model=mlp", "dataset=wine", "debug=fast", "logger=none", "trainer.checkpoint.enabled=false",
-            f"hydra.run.dir={run_dir}"]
+    fast = [
+        "model=mlp",
+        "dataset=wine",
+        "debug=fast",
+        "logger=none",
+        "trainer.checkpoint.enabled=false",
+        f"hydra.run.dir={run_dir}",
+    ]
     run_cli(fast, tmp_path, cache_dir, check=True)
     config = (run_dir / ".hydra" / "config.yaml").read_text()
     proc = run_cli([*fast, "seed=5"], tmp_path, cache_dir)

@@ -4,22 +4,32 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import read_json
+
+from dlexp.config import seed_list
 from dlexp.errors import ConfigError
 from dlexp.train import run
-from dlexp.config import seed_list
 
-TINY = ["model=mlp", "dataset=wine", "trainer.steps=8", "trainer.eval_every=4", "trainer.log_every=4",
-        "trainer.progress=false", "trainer.checkpoint.enabled=false", "logger.console=false"]
+TINY = [
+    "model=mlp",
+    "dataset=wine",
+    "trainer.steps=8",
+    "trainer.eval_every=4",
+    "trainer.log_every=4",
+    "trainer.progress=false",
+    "trainer.checkpoint.enabled=false",
+    "logger.console=false",
+]
 
 
 def test_vectorized_seeds_equal_the_same_seeds_run_one_by_one(compose, tmp_path):
     _, vec = run(compose([*TINY, "seed=3", "trainer.seeds=[3,7]", "logger=tensorboard"]), str(tmp_path / "vec"))
     assert vec["status"] == "completed" and vec["seeds"] == [3, 7] and len(vec["copies"]) == 2
     for copy in vec["copies"]:
-        _, one = run(compose([*TINY, f"seed={copy['seed']}", "data_seed=3", "logger=none"]),
-                     str(tmp_path / f"one_{copy['seed']}"))
+        _, one = run(
+            compose([*TINY, f"seed={copy['seed']}", "data_seed=3", "logger=none"]),
+            str(tmp_path / f"one_{copy['seed']}"),
+        )
         assert copy["best"]["step"] == one["best"]["step"]
         assert copy["objective"]["value"] == pytest.approx(one["objective"]["value"], rel=1e-5)
         assert copy["final"]["train"]["loss"] == pytest.approx(one["final"]["train"]["loss"], rel=1e-5)
@@ -56,9 +66,18 @@ def test_a_seed_count_counts_up_from_the_base_seed():
 
 # ---------------------------------------------------------------------------- copies through the one loop
 
-FRAGILE = ["model._target_=fragile.SeedFragile", "dataset=wine", "trainer.steps=12", "trainer.eval_every=2",
-           "trainer.log_every=2", "trainer.progress=false", "trainer.checkpoint.enabled=false", "logger=none",
-           "logger.console=false", "seed=3"]
+FRAGILE = [
+    "model._target_=fragile.SeedFragile",
+    "dataset=wine",
+    "trainer.steps=12",
+    "trainer.eval_every=2",
+    "trainer.log_every=2",
+    "trainer.progress=false",
+    "trainer.checkpoint.enabled=false",
+    "logger=none",
+    "logger.console=false",
+    "seed=3",
+]
 
 
 def test_a_copy_that_goes_nonfinite_fails_alone_and_the_others_finish(compose, tmp_path):
@@ -74,7 +93,8 @@ def test_a_copy_that_goes_nonfinite_fails_alone_and_the_others_finish(compose, t
         _, one = run(compose([*FRAGILE, f"seed={copy['seed']}", "data_seed=3"]), str(tmp_path / f"one_{copy['seed']}"))
         assert copy["test"]["loss"] == pytest.approx(one["test"]["loss"], rel=1e-5)
     assert vec["objective"]["value"] == pytest.approx(
-        np.mean([vec["copies"][0]["objective"]["value"], vec["copies"][2]["objective"]["value"]]))
+        np.mean([vec["copies"][0]["objective"]["value"], vec["copies"][2]["objective"]["value"]])
+    )
 
 
 def test_every_copy_failing_fails_the_run(compose, tmp_path):

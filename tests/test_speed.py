@@ -5,16 +5,24 @@ import json
 import os
 
 import pytest
-
 from conftest import read_json
+
 from dlexp.train import run
 
-TINY = ["trainer.steps=12", "trainer.log_every=4", "trainer.eval_every=6", "trainer.progress=false",
-        "trainer.batch_size=32", "logger=jsonl", "trainer.checkpoint.enabled=false", "dataset=wine"]
+TINY = [
+    "trainer.steps=12",
+    "trainer.log_every=4",
+    "trainer.eval_every=6",
+    "trainer.progress=false",
+    "trainer.batch_size=32",
+    "logger=jsonl",
+    "trainer.checkpoint.enabled=false",
+    "dataset=wine",
+]
 
 
 def train_losses(run_dir):
-    rows = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     return [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
 
 
@@ -56,8 +64,15 @@ def test_compile_cache_is_written(compose, tmp_path, cache_dir):
 
 
 def test_profile_trace_for_tensorboard(cli, tmp_path):
-    cli("debug=profile", "model=mlp", "dataset=wine", "trainer.steps=12", "logger.profile_steps=4",
-        f"hydra.run.dir={tmp_path / 'p'}", check=True)
+    cli(
+        "debug=profile",
+        "model=mlp",
+        "dataset=wine",
+        "trainer.steps=12",
+        "logger.profile_steps=4",
+        f"hydra.run.dir={tmp_path / 'p'}",
+        check=True,
+    )
     traces = glob.glob(str(tmp_path / "p" / "tb" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert traces and os.path.getsize(traces[0]) > 0
     assert read_json(tmp_path / "p" / "summary.json")["profile"]["steps"] == [1, 5]
@@ -90,11 +105,21 @@ def test_a_short_run_is_not_fused_and_records_its_speed(compose, tmp_path):
 def test_the_logged_gradient_norm_is_the_norm_at_the_log_step(compose, tmp_path, k):
     """Taken only by the last step of a call that ends at a log step (k=1: the log step's own
     program; k=2 and 4: a scan, then the measured step): equal to a run that logs every step."""
+
     def grad_norms(name, extra):
-        cfg = compose(["model=mlp", *TINY, "dataset=synthetic", "dataset.rows=2000", "trainer.parallel=single",
-                       "trainer.eval_every=12", *extra])
+        cfg = compose(
+            [
+                "model=mlp",
+                *TINY,
+                "dataset=synthetic",
+                "dataset.rows=2000",
+                "trainer.parallel=single",
+                "trainer.eval_every=12",
+                *extra,
+            ]
+        )
         run(cfg, str(tmp_path / name))
-        rows = [json.loads(l) for l in open(tmp_path / name / "metrics.jsonl")]
+        rows = [json.loads(line) for line in open(tmp_path / name / "metrics.jsonl")]
         return {r["step"]: r["train/grad_norm"] for r in rows if "train/grad_norm" in r}
 
     every_step = grad_norms("every", ["trainer.steps_per_call=1", "trainer.log_every=1"])
@@ -120,8 +145,13 @@ def test_cpu_kernels_choice_is_checked_and_reaches_xla():
     graphdef, params = nnx.split(CNN((12, 12, 1), 3, pool="avg", rngs=nnx.Rngs(0)))
     x = jnp.ones((8, 12, 12, 1))
     lowered = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x)))).lower(params)
-    count = lambda setting: lowered.compile(  # noqa: E731
-        compiler_options(setting, platform="cpu", pmap=False)).as_text().count("__ynn_fusion")
+    count = lambda setting: (
+        lowered.compile(  # noqa: E731
+            compiler_options(setting, platform="cpu", pmap=False)
+        )
+        .as_text()
+        .count("__ynn_fusion")
+    )
     # XLA's own choice hands the convolutions to YNNPACK as well; ynn_dots keeps only the products there.
     assert 0 < count("ynn_dots") < count("xla")
 
@@ -139,6 +169,12 @@ def test_ynn_dots_train_to_the_same_losses(compose, tmp_path):
 
 
 def test_ynn_dots_under_pmap_is_a_clear_error(cli, tmp_path):
-    out = cli("model=mlp", "dataset=wine", "trainer.steps=2", "trainer.parallel=pmap", "trainer.cpu_kernels=ynn_dots",
-              f"hydra.run.dir={tmp_path / 'r'}")
+    out = cli(
+        "model=mlp",
+        "dataset=wine",
+        "trainer.steps=2",
+        "trainer.parallel=pmap",
+        "trainer.cpu_kernels=ynn_dots",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    )
     assert out.returncode != 0 and "trainer.cpu_kernels=ynn_dots" in out.stderr and "parallel=mesh" in out.stderr

@@ -9,12 +9,20 @@ import sqlite3
 import polars as pl
 import pytest
 import yaml
-
 from conftest import read_json
+
 from dlexp import sweep
 
-TINY = ["model=mlp", "dataset=wine", "trainer.steps=4", "trainer.eval_every=2", "trainer.log_every=2",
-        "trainer.progress=false", "trainer.checkpoint.enabled=false", "logger.console=false"]
+TINY = [
+    "model=mlp",
+    "dataset=wine",
+    "trainer.steps=4",
+    "trainer.eval_every=2",
+    "trainer.log_every=2",
+    "trainer.progress=false",
+    "trainer.checkpoint.enabled=false",
+    "logger.console=false",
+]
 
 
 def job_dirs(sweep_dir):
@@ -23,8 +31,9 @@ def job_dirs(sweep_dir):
 
 def test_grid_multirun_each_job_in_its_dir_compared_in_tensorboard(cli, tmp_path):
     sweep_dir = tmp_path / "grid"
-    proc = cli("-m", *TINY, "optimizer.lr=3e-3,1e-2", "model.dropout=0.0,0.2", f"hydra.sweep.dir={sweep_dir}",
-               check=True)
+    proc = cli(
+        "-m", *TINY, "optimizer.lr=3e-3,1e-2", "model.dropout=0.0,0.2", f"hydra.sweep.dir={sweep_dir}", check=True
+    )
     jobs = job_dirs(sweep_dir)
     assert len(jobs) == 4
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -36,10 +45,16 @@ def test_grid_multirun_each_job_in_its_dir_compared_in_tensorboard(cli, tmp_path
         acc = EventAccumulator(str(job / "tb"))
         acc.Reload()
         content = acc.PluginTagToContent("hparams")
-        hp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info.hparams
+        hp = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info.hparams
         seen.add((hp["optimizer.lr"].string_value, hp["model.dropout"].string_value))
-        metrics = {m.name.tag for m in plugin_data_pb2.HParamsPluginData.FromString(
-            content["_hparams_/experiment"]).experiment.metric_infos}
+        metrics = {
+            m.name.tag
+            for m in plugin_data_pb2.HParamsPluginData.FromString(
+                content["_hparams_/experiment"]
+            ).experiment.metric_infos
+        }
         assert {"test/accuracy", "best/val/loss"} <= metrics
     assert seen == {("0.003", "0.0"), ("0.003", "0.2"), ("0.01", "0.0"), ("0.01", "0.2")}
 
@@ -52,8 +67,15 @@ def test_grid_multirun_each_job_in_its_dir_compared_in_tensorboard(cli, tmp_path
 
 def test_a_failing_job_is_recorded_and_the_others_finish_under_joblib(cli, tmp_path):
     sweep_dir = tmp_path / "joblib"
-    proc = cli("-m", "launcher=joblib", *TINY, "logger=none", "optimizer.lr=3e-3,-1,1e-2",
-               f"hydra.sweep.dir={sweep_dir}", check=False)
+    proc = cli(
+        "-m",
+        "launcher=joblib",
+        *TINY,
+        "logger=none",
+        "optimizer.lr=3e-3,-1,1e-2",
+        f"hydra.sweep.dir={sweep_dir}",
+        check=False,
+    )
     assert proc.returncode != 0  # only after every job ran
     jobs = job_dirs(sweep_dir)
     statuses = [read_json(j / "summary.json")["status"] for j in jobs]
@@ -72,8 +94,15 @@ def test_a_failing_job_is_recorded_and_the_others_finish_under_joblib(cli, tmp_p
 
 def test_submitit_local_runs_each_job_in_its_own_process(cli, tmp_path):
     sweep_dir = tmp_path / "submitit"
-    cli("-m", "launcher=submitit_local", *TINY, "logger=none", "optimizer.lr=3e-3,1e-2",
-        f"hydra.sweep.dir={sweep_dir}", check=True)
+    cli(
+        "-m",
+        "launcher=submitit_local",
+        *TINY,
+        "logger=none",
+        "optimizer.lr=3e-3,1e-2",
+        f"hydra.sweep.dir={sweep_dir}",
+        check=True,
+    )
     jobs = job_dirs(sweep_dir)
     assert [read_json(j / "summary.json")["status"] for j in jobs] == ["completed", "completed"]
     assert (sweep_dir / ".submitit").is_dir()
@@ -81,8 +110,14 @@ def test_submitit_local_runs_each_job_in_its_own_process(cli, tmp_path):
 
 def test_optuna_search_records_trials_and_continues_its_study(cli, tmp_path):
     multirun = tmp_path / "multirun"
-    args = ["hparams_search=optuna_mlp", *TINY, "logger=none", "objective.metric=val/accuracy", "objective.mode=max",
-            f"paths.multirun={multirun}"]
+    args = [
+        "hparams_search=optuna_mlp",
+        *TINY,
+        "logger=none",
+        "objective.metric=val/accuracy",
+        "objective.mode=max",
+        f"paths.multirun={multirun}",
+    ]
     cli(*args, "hydra.sweeper.n_trials=2", "hydra.sweep.dir=" + str(tmp_path / "first"), check=True)
     jobs = job_dirs(tmp_path / "first")
     assert len(jobs) == 2
@@ -114,8 +149,13 @@ def write_job(root, num, overrides, summary, seed=0):
 
 
 def done(value, acc, seed=None):
-    s = {"status": "completed", "objective": {"metric": "val/loss", "mode": "min", "value": value},
-         "best": {"step": 4, "val": {"loss": value}}, "test": {"loss": value, "accuracy": acc}, "wall_time_s": 1.0}
+    s = {
+        "status": "completed",
+        "objective": {"metric": "val/loss", "mode": "min", "value": value},
+        "best": {"step": 4, "val": {"loss": value}},
+        "test": {"loss": value, "accuracy": acc},
+        "wall_time_s": 1.0,
+    }
     return s if seed is None else {**s, "seed": seed}
 
 
@@ -125,8 +165,12 @@ def test_the_results_table_ranks_groups_and_names_the_best_job(tmp_path, capsys)
     write_job(root, 1, ["optimizer.lr=0.1", "seed=1"], done(0.7, 0.6), seed=1)
     write_job(root, 2, ["optimizer.lr=0.01", "seed=0"], done(0.2, 0.9), seed=0)
     write_job(root, 3, ["optimizer.lr=-1", "seed=0"], {"status": "failed", "error": "optimizer.lr=-1 must be positive"})
-    write_job(root, 4, ["optimizer.lr=0.001", "trainer.seeds=2"],  # a vectorized job: a row per seed
-              {"status": "completed", "wall_time_s": 2.0, "copies": [done(0.3, 0.85, seed=0), done(0.4, 0.8, seed=1)]})
+    write_job(
+        root,
+        4,
+        ["optimizer.lr=0.001", "trainer.seeds=2"],  # a vectorized job: a row per seed
+        {"status": "completed", "wall_time_s": 2.0, "copies": [done(0.3, 0.85, seed=0), done(0.4, 0.8, seed=1)]},
+    )
     write_job(root, 5, ["optimizer.lr=0.3", "seed=0"], None)  # killed before it wrote a summary
 
     ranked = sweep.report([str(root)], across="seed")

@@ -10,8 +10,8 @@ from flax import nnx
 
 from dlexp.errors import ConfigError
 from dlexp.models import GAN, MLP, Autoencoder
-from dlexp.tasks import Classification, Forecasting, GANTask, Reconstruction, Regression, make_task
 from dlexp.models.split import split_model
+from dlexp.tasks import Classification, Forecasting, GANTask, Reconstruction, Regression, make_task
 from dlexp.tasks.base import StepOptions, penalty
 
 
@@ -112,7 +112,13 @@ def test_l1_and_l2_penalize_kernels_only():
     assert float(penalty(params, StepOptions(l1=0.1))) == pytest.approx(0.3)
     assert float(penalty(params, StepOptions(l2=0.1))) == pytest.approx(0.5)
     x, y = data(n=32, shape=(6,))
-    shrunk = train(make_task("classification", num_outputs=3, loss=Loss(l2=1.0)), MLP((6,), 3, hidden=[8], rngs=nnx.Rngs(0)), 20, x, y)[1]
+    shrunk = train(
+        make_task("classification", num_outputs=3, loss=Loss(l2=1.0)),
+        MLP((6,), 3, hidden=[8], rngs=nnx.Rngs(0)),
+        20,
+        x,
+        y,
+    )[1]
     free = train(make_task("classification", num_outputs=3), MLP((6,), 3, hidden=[8], rngs=nnx.Rngs(0)), 20, x, y)[1]
     norm = lambda s: float(optax.tree.norm(s["params"]["head"]["kernel"]))  # noqa: E731
     assert norm(shrunk) < 0.75 * norm(free)
@@ -122,7 +128,10 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state():
     x, y = data(n=64, shape=(6,))
     task = make_task("classification", num_outputs=3, precision="bfloat16")
     sm, state, history = train(task, MLP((6,), 3, hidden=[32], rngs=nnx.Rngs(0)), 40, x, y)
-    assert {a.dtype for a in jax.tree.leaves((state["params"], state["opt"]))} <= {jnp.dtype("float32"), jnp.dtype("int32")}
+    assert {a.dtype for a in jax.tree.leaves((state["params"], state["opt"]))} <= {
+        jnp.dtype("float32"),
+        jnp.dtype("int32"),
+    }
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
     hlo = jax.jit(task.make_eval_step(sm)).lower(state["params"], state["rest"], x, y, jnp.ones(64)).as_text()
     assert "bf16" in hlo and "dot" in hlo

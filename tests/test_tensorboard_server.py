@@ -18,10 +18,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from conftest import read_json
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import read_json
 from dlexp.inspection.events import scalars_table
 
 JOBS = {"0/tb": "0.001", "1/tb": "0.01"}  # run name -> the swept optimizer.lr
@@ -65,9 +65,21 @@ def session_hparams(job_dir) -> dict:
 
 def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = cli("-m", "model=mlp", "model.hidden=[32]", f"optimizer.lr={','.join(JOBS.values())}", "trainer.steps=16",
-        "trainer.eval_every=8", "trainer.log_every=8", "trainer.progress=false", "logger.histograms_every=8",
-        "logger.embeddings=true", "logger.embedding_samples=40", f"hydra.sweep.dir={sweep}", check=True)
+    proc = cli(
+        "-m",
+        "model=mlp",
+        "model.hidden=[32]",
+        f"optimizer.lr={','.join(JOBS.values())}",
+        "trainer.steps=16",
+        "trainer.eval_every=8",
+        "trainer.log_every=8",
+        "trainer.progress=false",
+        "logger.histograms_every=8",
+        "logger.embeddings=true",
+        "logger.embedding_samples=40",
+        f"hydra.sweep.dir={sweep}",
+        check=True,
+    )
     printed = proc.stdout + proc.stderr
     assert printed.count("head.kernel") == 2 and "total" in printed  # each job prints its model summary at start
     for run, lr in JOBS.items():  # each job holds its own hparams session in its own tb/
@@ -77,15 +89,34 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "tensorboard.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast=false"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(sweep),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast=false",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert sorted(wait_for_runs(base, proc, set(JOBS))) == sorted(JOBS)
 
         tags = http_json(base, "/data/plugin/scalars/tags")
         for run in JOBS:
-            assert {"train/loss", "train/grad_norm", "train/update_ratio", "val/loss", "test/accuracy",
-                    "best/val/loss"} <= set(tags[run])
+            assert {
+                "train/loss",
+                "train/grad_norm",
+                "train/update_ratio",
+                "val/loss",
+                "test/accuracy",
+                "best/val/loss",
+            } <= set(tags[run])
         exported = scalars_table(str(sweep))
         for run in JOBS:
             q = urllib.parse.urlencode({"run": run, "tag": "val/loss"})
@@ -103,8 +134,14 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
         assert emb["tensorShape"] == [40, 32]  # 40 val samples x the 32 features before the head
         assert emb["metadataPath"] and emb["sprite"]["singleImageDim"] == [8, 8]
 
-        request = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_RUNNING"],
-                   "colParams": [], "startIndex": 0, "sliceSize": 10, "includeMetrics": True}
+        request = {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_RUNNING"],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 10,
+            "includeMetrics": True,
+        }
         groups = http_json(base, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
         assert sorted(g["name"] for g in groups) == sorted(JOBS)
         for g in groups:

@@ -13,18 +13,18 @@ import numpy as np
 import optax
 import polars as pl
 import pytest
+from conftest import ROOT, read_json
 from flax import nnx
 from jax.sharding import SingleDeviceSharding
 from sklearn import metrics as skm
 
-from conftest import ROOT, read_json
 from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.loader import EvalSet, StreamingLoader, make_loader
 from dlexp.data.table import table
 from dlexp.errors import DataError
 from dlexp.models import GAN
-from dlexp.tasks import make_task
 from dlexp.models.split import split_model
+from dlexp.tasks import make_task
 
 DEV = SingleDeviceSharding(jax.devices()[0])
 LR = 0.5
@@ -78,8 +78,13 @@ def test_the_train_loss_is_the_weighted_mean_and_does_not_depend_on_the_weights_
 
 def dataset(x, y, w=None):
     """Every split holds the same rows (only train matters here)."""
-    return Dataset(x={s: x for s in SPLITS}, y={s: y for s in SPLITS}, task="classification", classes=[0, 1],
-                   weights=None if w is None else {s: w for s in SPLITS})
+    return Dataset(
+        x={s: x for s in SPLITS},
+        y={s: y for s in SPLITS},
+        task="classification",
+        classes=[0, 1],
+        weights=None if w is None else {s: w for s in SPLITS},
+    )
 
 
 def loader_step(task, data):
@@ -156,9 +161,22 @@ def test_a_run_with_a_weight_column_trains_and_reports_weighted_metrics(compose,
     from dlexp.train import run
 
     path = write_csv(tmp_path)
-    cfg = compose(["model=mlp", "model.hidden=[16]", "dataset=csv", f"dataset.path={path}", "dataset.label=label",
-                   "+dataset.weight=w", "trainer.steps=12", "trainer.batch_size=32", "trainer.eval_every=6",
-                   "trainer.steps_per_call=3", "trainer.progress=false", "logger=none"])
+    cfg = compose(
+        [
+            "model=mlp",
+            "model.hidden=[16]",
+            "dataset=csv",
+            f"dataset.path={path}",
+            "dataset.label=label",
+            "+dataset.weight=w",
+            "trainer.steps=12",
+            "trainer.batch_size=32",
+            "trainer.eval_every=6",
+            "trainer.steps_per_call=3",
+            "trainer.progress=false",
+            "logger=none",
+        ]
+    )
     value, summary = run(cfg, str(tmp_path / "run"))
     assert summary["status"] == "completed" and np.isfinite(value)
     assert read_json(tmp_path / "run" / "prep.json")["weight"] == "w"
@@ -213,13 +231,14 @@ def test_pmap_replicas_normalize_by_the_global_weight_sum():
     proc = subprocess.run([sys.executable, "-c", PMAP], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")][-1]
-    assert json.loads(line[len("RESULT"):]) < 1e-5
+    assert json.loads(line[len("RESULT") :]) < 1e-5
 
 
 def test_bad_weights_are_one_clear_error_naming_the_column(tmp_path):
     def frame(w):
-        return pl.DataFrame({"a": np.arange(10.0), "label": [0, 1] * 5, "w": w,
-                             "s": ["train"] * 6 + ["val"] * 2 + ["test"] * 2})
+        return pl.DataFrame(
+            {"a": np.arange(10.0), "label": [0, 1] * 5, "w": w, "s": ["train"] * 6 + ["val"] * 2 + ["test"] * 2}
+        )
 
     def load(w, name):
         path = tmp_path / name

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("uv") is None, reason="needs uv to build and install the wheel")
@@ -36,14 +35,33 @@ def test_the_wheel_installs_and_runs_outside_the_repository(tmp_path, cache_dir)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(DLEXP_CACHE=cache_dir, PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}")
     run_dir = work / "runs" / "one"
-    sh("dlexp-train", "model=cnn", "model.channels=[4]", "model.dense=[8]", "trainer.steps=4",
-       "trainer.progress=false", f"hydra.run.dir={run_dir}", cwd=work, env=env)
+    sh(
+        "dlexp-train",
+        "model=cnn",
+        "model.channels=[4]",
+        "model.dense=[8]",
+        "trainer.steps=4",
+        "trainer.progress=false",
+        f"hydra.run.dir={run_dir}",
+        cwd=work,
+        env=env,
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 4
     assert dlexp_imported_from(python, env) == str(venv)  # not the repository's code
 
-    sh("dlexp-train", "-m", "model=mlp", "dataset=wine", "optimizer.lr=1e-3,3e-3", "trainer.steps=2",
-       "trainer.progress=false", "hydra.sweep.dir=sweep", cwd=work, env=env)
+    sh(
+        "dlexp-train",
+        "-m",
+        "model=mlp",
+        "dataset=wine",
+        "optimizer.lr=1e-3,3e-3",
+        "trainer.steps=2",
+        "trainer.progress=false",
+        "hydra.sweep.dir=sweep",
+        cwd=work,
+        env=env,
+    )
     table = sh("dlexp-sweep", "sweep", cwd=work, env=env)
     assert (work / "sweep" / "results.csv").exists() and "optimizer.lr" in table.stdout + table.stderr
 

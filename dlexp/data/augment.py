@@ -9,7 +9,8 @@ random crop back to H x W), rotate (a random angle in [-rotate, rotate] degrees)
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ from dlexp.errors import DataError
 KEYS = ("flip", "crop", "rotate")
 
 
-def make_augment(spec: Optional[dict[str, Any]]) -> Optional[Callable]:
+def make_augment(spec: dict[str, Any] | None) -> Callable | None:
     if not spec:
         return None
     unknown = [k for k in spec if k not in KEYS]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Callable, Optional
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -54,7 +54,7 @@ def _sklearn_frame(loader: str, pixel_names: bool = False) -> Callable[[], pl.Da
     return make
 
 
-def _builtin(name: str, loader: str, *, image_shape: Optional[list[int]] = None, pixel_names: bool = False):
+def _builtin(name: str, loader: str, *, image_shape: list[int] | None = None, pixel_names: bool = False):
     def load(
         *,
         cache_dir: str,
@@ -62,14 +62,22 @@ def _builtin(name: str, loader: str, *, image_shape: Optional[list[int]] = None,
         test_fraction: float = 0.15,
         split: str = "stratified",
         scale: str = "standard",
-        augment: Optional[dict] = None,
+        augment: dict | None = None,
         seed: int = 0,
         task: str = "auto",
     ) -> Dataset:
         path = cached_parquet(cache_dir, name, _sklearn_frame(loader, pixel_names))
         return table(
-            path=path, label="label", image_shape=image_shape, task=task, val_fraction=val_fraction,
-            test_fraction=test_fraction, split=split, scale=scale, augment=augment, seed=seed,
+            path=path,
+            label="label",
+            image_shape=image_shape,
+            task=task,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            split=split,
+            scale=scale,
+            augment=augment,
+            seed=seed,
         )
 
     load.__name__ = load.__qualname__ = name
@@ -88,7 +96,7 @@ def synthetic(
     cache_dir: str,
     kind: str = "image",
     rows: int = 2000,
-    shape: list[int] = (8, 8, 1),
+    shape: Sequence[int] = (8, 8, 1),
     features: int = 16,
     num_classes: int = 10,
     noise: float = 0.5,
@@ -127,9 +135,15 @@ def synthetic(
 
     path = cached_parquet(cache_dir, f"synthetic_{digest}", make)
     return table(
-        path=path, label="label", image_shape=shape if kind == "image" else None,
+        path=path,
+        label="label",
+        image_shape=shape if kind == "image" else None,
         task="regression" if task == "regression" else "classification",
-        val_fraction=val_fraction, test_fraction=test_fraction, split=split, scale=scale, seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        split=split,
+        scale=scale,
+        seed=seed,
     )
 
 
@@ -163,14 +177,25 @@ def series(
         phase = rng.uniform(0, 2 * np.pi, size=(ids, 1))
         amp = rng.uniform(0.5, 2.0, size=(ids, 1))
         value = amp * np.sin(2 * np.pi * t / period + phase) + noise * rng.normal(size=(ids, length))
-        return pl.DataFrame({
-            "id": np.repeat(np.arange(ids, dtype=np.int32), length),
-            "t": np.tile(t.astype(np.int32), ids),
-            "value": value.astype(np.float32).ravel(),
-        })
+        return pl.DataFrame(
+            {
+                "id": np.repeat(np.arange(ids, dtype=np.int32), length),
+                "t": np.tile(t.astype(np.int32), ids),
+                "value": value.astype(np.float32).ravel(),
+            }
+        )
 
     path = cached_parquet(cache_dir, f"series_{digest}", make)
     return timeseries(
-        path=path, target="value", features=["value"], id_column="id", time_column="t", lookback=lookback,
-        horizon=horizon, stride=stride, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        path=path,
+        target="value",
+        features=["value"],
+        id_column="id",
+        time_column="t",
+        lookback=lookback,
+        horizon=horizon,
+        stride=stride,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
     )

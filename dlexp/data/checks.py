@@ -24,10 +24,15 @@ def check_values(frame, *, label: str, floats: list[str], rules: dict[str, Any],
     floats: the float label and numeric feature columns (the ones NaN and inf can hold).
     """
     columns = frame.collect_schema().names()
-    first = frame.lazy().select(
-        [pl.col(c).null_count().alias(f"null:{c}") for c in columns]
-        + [pl.col(c).sum().alias(f"sum:{c}") for c in floats]
-    ).collect(engine="streaming").row(0, named=True)
+    first = (
+        frame.lazy()
+        .select(
+            [pl.col(c).null_count().alias(f"null:{c}") for c in columns]
+            + [pl.col(c).sum().alias(f"sum:{c}") for c in floats]
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
     nulls = {c: int(first[f"null:{c}"]) for c in columns}
     suspects = [c for c in floats if first[f"sum:{c}"] is not None and not math.isfinite(first[f"sum:{c}"])]
     nans, infs = _count_nan_inf(frame, suspects)
@@ -43,8 +48,13 @@ def check_values(frame, *, label: str, floats: list[str], rules: dict[str, Any],
 def _count_nan_inf(frame, columns: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     if not columns:
         return {}, {}
-    row = frame.lazy().select(
-        [pl.col(c).is_nan().sum().alias(f"nan:{c}") for c in columns]
-        + [pl.col(c).is_infinite().sum().alias(f"inf:{c}") for c in columns]
-    ).collect(engine="streaming").row(0, named=True)
+    row = (
+        frame.lazy()
+        .select(
+            [pl.col(c).is_nan().sum().alias(f"nan:{c}") for c in columns]
+            + [pl.col(c).is_infinite().sum().alias(f"inf:{c}") for c in columns]
+        )
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
     return {c: int(row[f"nan:{c}"]) for c in columns}, {c: int(row[f"inf:{c}"]) for c in columns}

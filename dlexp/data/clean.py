@@ -90,14 +90,28 @@ def fit_bounds(train: pl.LazyFrame, columns: list[str], rule: str, threshold: fl
         return {}
     x = [pl.col(c).cast(pl.Float64) for c in columns]
     if rule == "zscore":
-        row = train.select([e.mean().alias(f"a{i}") for i, e in enumerate(x)]
-                           + [e.std(ddof=0).alias(f"b{i}") for i, e in enumerate(x)]).collect().row(0)
+        row = (
+            train.select(
+                [e.mean().alias(f"a{i}") for i, e in enumerate(x)]
+                + [e.std(ddof=0).alias(f"b{i}") for i, e in enumerate(x)]
+            )
+            .collect()
+            .row(0)
+        )
         n = len(columns)
         return {c: [row[i] - t * row[n + i], row[i] + t * row[n + i]] for i, c in enumerate(columns)}
-    row = train.select([e.quantile(0.25, "linear").alias(f"a{i}") for i, e in enumerate(x)]
-                       + [e.quantile(0.75, "linear").alias(f"b{i}") for i, e in enumerate(x)]).collect().row(0)
+    row = (
+        train.select(
+            [e.quantile(0.25, "linear").alias(f"a{i}") for i, e in enumerate(x)]
+            + [e.quantile(0.75, "linear").alias(f"b{i}") for i, e in enumerate(x)]
+        )
+        .collect()
+        .row(0)
+    )
     n = len(columns)
-    return {c: [row[i] - t * (row[n + i] - row[i]), row[n + i] + t * (row[n + i] - row[i])] for i, c in enumerate(columns)}
+    return {
+        c: [row[i] - t * (row[n + i] - row[i]), row[n + i] + t * (row[n + i] - row[i])] for i, c in enumerate(columns)
+    }
 
 
 def outlier_mask(bounds: dict[str, list[float]]) -> pl.Expr:

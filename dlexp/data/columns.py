@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
 import polars as pl
 
@@ -23,9 +22,9 @@ class Columns:
     label: str
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
-    image: Optional[str] = None  # one Array or List column holding H*W*C values per row
+    image: str | None = None  # one Array or List column holding H*W*C values per row
     sequence: list[str] = field(default_factory=list)  # List columns, padded / cut to a length
-    weight: Optional[str] = None
+    weight: str | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -61,8 +60,18 @@ def select(names: list[str] | str | None, columns: list[str], key: str, path: st
 
 
 def resolve(
-    schema: pl.Schema, path: str, *, label: str, features=None, categorical=None, image=None, sequence=None,
-    weight=None, drop=None, exclude: tuple[str, ...] = (), frame: pl.LazyFrame | None = None,
+    schema: pl.Schema,
+    path: str,
+    *,
+    label: str,
+    features=None,
+    categorical=None,
+    image=None,
+    sequence=None,
+    weight=None,
+    drop=None,
+    exclude: tuple[str, ...] = (),
+    frame: pl.LazyFrame | None = None,
 ) -> Columns:
     """Checks every named column and gives each feature its role.
 
@@ -92,10 +101,13 @@ def resolve(
     if bad:
         mixed = _mostly_numbers(frame, [c for c in bad if schema[c] == pl.String]) if frame is not None else {}
         if mixed:
-            listed = "; ".join(f"{c!r} ({n} of {total} values are text, e.g. {example!r})"
-                               for c, (n, total, example) in mixed.items())
-            raise DataError(f"feature columns of {path} mix numbers and text: {listed}; fix or drop those rows "
-                            "(a feature column holds numbers only), or declare the column in dataset.categorical")
+            listed = "; ".join(
+                f"{c!r} ({n} of {total} values are text, e.g. {example!r})" for c, (n, total, example) in mixed.items()
+            )
+            raise DataError(
+                f"feature columns of {path} mix numbers and text: {listed}; fix or drop those rows "
+                "(a feature column holds numbers only), or declare the column in dataset.categorical"
+            )
         listed = ", ".join(f"{c} ({schema[c]})" for c in bad)
         raise DataError(
             f"non-numeric feature columns in {path}: {listed}; declare them in dataset.categorical, "
@@ -126,11 +138,15 @@ def _mostly_numbers(frame: pl.LazyFrame, columns: list[str]) -> dict[str, tuple[
     exprs = []
     for c in columns:
         text = pl.col(c).is_not_null() & pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).is_null()
-        exprs += [text.sum().alias(f"n:{c}"), pl.col(c).is_not_null().sum().alias(f"all:{c}"),
-                  pl.col(c).filter(text).first().alias(f"e:{c}")]
+        exprs += [
+            text.sum().alias(f"n:{c}"),
+            pl.col(c).is_not_null().sum().alias(f"all:{c}"),
+            pl.col(c).filter(text).first().alias(f"e:{c}"),
+        ]
     row = frame.select(exprs).collect().row(0, named=True)
-    return {c: (row[f"n:{c}"], row[f"all:{c}"], row[f"e:{c}"]) for c in columns
-            if 0 < row[f"n:{c}"] <= row[f"all:{c}"] // 2}
+    return {
+        c: (row[f"n:{c}"], row[f"all:{c}"], row[f"e:{c}"]) for c in columns if 0 < row[f"n:{c}"] <= row[f"all:{c}"] // 2
+    }
 
 
 def _list(columns: list[str], limit: int = 40) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class Dataset:
     # and `resplit(rows) -> Dataset`, which prepares new splits (fitted on their train rows).
     rows: dict[str, np.ndarray] | None = None
     row_labels: np.ndarray | None = None
-    resplit: Callable[[dict[str, np.ndarray]], "Dataset"] | None = field(default=None, repr=False)
+    resplit: Callable[[dict[str, np.ndarray]], Dataset] | None = field(default=None, repr=False)
     stream: Any = None  # a TrainStream when the train split stays on disk (x["train"] is None, y stays)
 
     def __post_init__(self) -> None:
@@ -39,13 +40,15 @@ class Dataset:
         """A weight scales its row's loss and metrics (0: the row is ignored), so every row
         needs one, finite and >= 0; and the train weights must not all be 0 (the weighted
         loss divides by their sum)."""
+        assert self.weights is not None  # called only for a data set with a weight column
         column = self.prep.get("weight")
         name = f"weight column {column!r} (dataset.weight)" if column else "dataset.weight"
         for split, y in self.y.items():
             w = self.weights.get(split)
             if w is None or len(w) != len(y):
-                raise DataError(f"{name}: the {split} split has {len(y)} rows but "
-                                f"{'no' if w is None else len(w)} weights")
+                raise DataError(
+                    f"{name}: the {split} split has {len(y)} rows but {'no' if w is None else len(w)} weights"
+                )
             check_weight_values(w, name, f"the {split} split")
         w = self.weights["train"]
         if len(w) and not float(np.sum(w, dtype=np.float64)) > 0:
@@ -64,7 +67,7 @@ class Dataset:
     @property
     def num_outputs(self) -> int:
         if self.task == "classification":
-            return len(self.classes)
+            return len(self.classes or ())
         return int(np.prod(self.y["train"].shape[1:]))  # 1, or a forecast horizon
 
     @property
@@ -88,8 +91,10 @@ def check_weight_values(w: np.ndarray, name: str, where: str) -> None:
     """Sample weights must be finite and >= 0: a negative weight would reward a wrong answer."""
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
-        raise DataError(f"{name} holds {int(bad.sum())} negative or non-finite values in {where} "
-                        f"(e.g. {w[bad][0]}); sample weights must be finite and >= 0")
+        raise DataError(
+            f"{name} holds {int(bad.sum())} negative or non-finite values in {where} "
+            f"(e.g. {w[bad][0]}); sample weights must be finite and >= 0"
+        )
 
 
 # Arguments dlexp supplies to a dataset `_target_` when its signature takes them.

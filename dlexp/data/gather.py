@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Union
 
 import numpy as np
 import polars as pl
@@ -39,7 +39,7 @@ SLICE_ROWS = 8192  # 8192 rows x 100 float32 inputs = 3 MiB: a slice and its blo
 READ_ROWS = 65536
 
 
-Table = Union[pl.DataFrame, pl.LazyFrame]
+Table = pl.DataFrame | pl.LazyFrame
 
 
 class NotFinite(Exception):

@@ -128,14 +128,23 @@ def take_rows(y, idx):
     return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y)
 
 
-def make_loader(data, batch_size: int, seed: int, sharding, steps_per_call: int = 1, buffer_mb: float = 256.0,
-                copies: tuple[list[int], Any] | None = None):
+def make_loader(
+    data,
+    batch_size: int,
+    seed: int,
+    sharding,
+    steps_per_call: int = 1,
+    buffer_mb: float = 256.0,
+    copies: tuple[list[int], Any] | None = None,
+):
     """The train loader a data set asks for: streamed when its train split stays on disk.
     `copies`: (seeds, their sharding): one resident split, read in each seed's order by its copy."""
     if copies is not None:
         if data.stream is not None:
-            raise ConfigError("trainer.seeds trains copies on a resident train split; this data set streams it "
-                              "from disk (dataset.stream): unset one of the two")
+            raise ConfigError(
+                "trainer.seeds trains copies on a resident train split; this data set streams it "
+                "from disk (dataset.stream): unset one of the two"
+            )
         base = ResidentLoader(data.x["train"], train_targets(data), batch_size, seed, sharding)
         return CopiesLoader(base, *copies)
     if data.stream is not None:
@@ -155,8 +164,17 @@ class StreamingLoader:
 
     copy_axes = None
 
-    def __init__(self, stream, y, batch_size: int, seed: int, sharding, steps_per_call: int = 1,
-                 buffer_mb: float = 256.0, prefetch: int = 2):
+    def __init__(
+        self,
+        stream,
+        y,
+        batch_size: int,
+        seed: int,
+        sharding,
+        steps_per_call: int = 1,
+        buffer_mb: float = 256.0,
+        prefetch: int = 2,
+    ):
         self.stream, self.y = stream, y
         self.n, self.batch_size, self.seed, self.sharding = stream.rows, batch_size, seed, sharding
         self.steps_per_epoch = self.n // batch_size
@@ -165,7 +183,9 @@ class StreamingLoader:
         fit = int(buffer_mb * 2**20) // (row_bytes * batch_size)  # steps whose rows fit the buffer
         self.window_steps = max(self.chunk, fit // self.chunk * self.chunk)
         self.prefetch = prefetch
-        self._queue, self._thread, self._stop = None, None, None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: threading.Event | None = None
 
     def example(self):
         x = jax.ShapeDtypeStruct((self.batch_size, *self.stream.x_shape), np.float32)
@@ -181,6 +201,7 @@ class StreamingLoader:
         return (xs[:n], jax.tree.map(lambda a: a[:n], ys)) if xs.shape[0] > n else (xs, ys)
 
     def _next(self):
+        assert self._queue is not None  # started by call_args
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -194,7 +215,7 @@ class StreamingLoader:
 
     def close(self) -> None:
         """Stops the reader thread (the trainer calls this when the loop ends)."""
-        if self._stop is not None:
+        if self._stop is not None and self._thread is not None and self._queue is not None:
             self._stop.set()
             while self._thread.is_alive():  # unblock a producer waiting on a full queue
                 try:
@@ -218,13 +239,14 @@ class StreamingLoader:
                     w1 = min(w0 + self.window_steps, self.steps_per_epoch)
                     rows = order[w0 * B : w1 * B]
                     xw = read_rows(self.stream.path, self.stream.columns, rows)
-                    yw = jax.tree.map(lambda y: y[rows], self.y)
+                    yw = jax.tree.map(lambda y, rows=rows: y[rows], self.y)
                     for c in range(w0, w1, self.chunk):
                         k = min(self.chunk, w1 - c)
                         a, b = (c - w0) * B, (c - w0 + k) * B
                         xs = jax.device_put(xw[a:b].reshape(k, B, *shape), self.sharding)
-                        ys = jax.device_put(jax.tree.map(lambda y: y[a:b].reshape(k, B, *y.shape[1:]), yw),
-                                            self.sharding)
+                        ys = jax.device_put(
+                            jax.tree.map(lambda y, a=a, b=b, k=k: y[a:b].reshape(k, B, *y.shape[1:]), yw), self.sharding
+                        )
                         while not stop.is_set():
                             try:
                                 out.put((epoch, c, xs, ys), timeout=0.1)
@@ -257,8 +279,15 @@ class EvalSet:
     """An evaluation split on device as [batches, B, ...] with a weight per row: 0 for the
     padding, 1 for a real row, or the row's sample weight (`weights`, from dataset.weight)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, sharding, multiple: int = 1,
-                 weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int,
+        sharding,
+        multiple: int = 1,
+        weights: np.ndarray | None = None,
+    ):
         n = int(x.shape[0])
         b = max(1, min(batch_size, n))
         b = -(-b // multiple) * multiple  # whole batches per device

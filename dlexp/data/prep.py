@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,9 @@ FLOAT32_EXACT = (pl.Float32, pl.Int8, pl.Int16, pl.UInt8, pl.UInt16, pl.Boolean)
 FLOAT32_SAFE = 1e30  # fitted values beyond this could overflow float32 arithmetic: Float64 then
 
 
+DType = pl.DataType | type[pl.DataType]  # an instance (pl.Float32()) or the class (pl.Float32)
+
+
 @dataclass
 class Prep:
     features: list[str]  # numeric feature columns
@@ -41,18 +44,24 @@ class Prep:
     categorical: list[str] = field(default_factory=list)
     encode: str = "onehot"
     categories: dict[str, list] = field(default_factory=dict)  # train categories per column
-    image: Optional[str] = None
+    image: str | None = None
     sequence: list[str] = field(default_factory=list)
-    sequence_length: Optional[int] = None
-    weight: Optional[str] = None
+    sequence_length: int | None = None
+    weight: str | None = None
     fills: dict[str, Any] = field(default_factory=dict)  # missing values: column -> fill value
-    outliers: Optional[str] = None
+    outliers: str | None = None
     outlier_action: str = "clip"
     bounds: dict[str, list[float]] = field(default_factory=dict)  # column -> [low, high]
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: pl.LazyFrame, *, rules: dict[str, Any], threshold: Optional[float] = None,
-            defer_moments: bool = False) -> "Prep":
+    def fit(
+        self,
+        train: pl.LazyFrame,
+        *,
+        rules: dict[str, Any],
+        threshold: float | None = None,
+        defer_moments: bool = False,
+    ) -> Prep:
         """Fits fills, outlier bounds, categories, scaling and the target on `train` only.
 
         defer_moments: leave the standard scaling of float32 inputs (`moment_columns`) to
@@ -82,7 +91,8 @@ class Prep:
         self.stats = self._fit_scale(train, fitted=moments)
         if self.task == "regression":
             y = train.select(pl.col(self.label).cast(pl.Float64).alias("y")).collect().to_series()
-            self.target = {"mean": float(y.mean()), "std": safe_scale(y.std(ddof=0))}
+            y_np = y.to_numpy()
+            self.target = {"mean": float(y_np.mean()), "std": safe_scale(float(y_np.std()))}
         return self
 
     def _fit_scale(self, train: pl.LazyFrame, fitted: list[str]) -> dict[str, Any]:
@@ -98,7 +108,7 @@ class Prep:
         x = [pl.col(c).cast(pl.Float64) for c in cols]
         pixels = self.image_shape is not None and self.scale in ("unit", "channel")
         if self.scale == "standard" or (pixels and self.scale == "channel"):
-            if pixels:
+            if pixels and self.image_shape is not None:
                 return _channel_stats(train, cols, self.image_shape[-1])
             rest = [c for c in cols if c not in fitted]
             x = [pl.col(c).cast(pl.Float64) for c in rest]
@@ -110,11 +120,14 @@ class Prep:
                 lo_all = min((v for v in lo if v is not None), default=0.0)
                 hi_all = max((v for v in hi if v is not None), default=1.0)
                 lo, hi = [lo_all] * len(cols), [hi_all] * len(cols)
-            return {c: {"min": float(a or 0.0), "range": safe_scale((b or 0.0) - (a or 0.0))} for c, a, b in zip(cols, lo, hi)}
+            return {
+                c: {"min": float(a or 0.0), "range": safe_scale((b or 0.0) - (a or 0.0))}
+                for c, a, b in zip(cols, lo, hi)
+            }
         return {}
 
     def _fit_image_scale(self, train: pl.LazyFrame) -> dict[str, Any]:
-        if self.scale == "none":
+        if self.scale == "none" or not self.image:
             return {}
         x = self._image_array(train.select(self.image).collect())
         if self.scale in ("unit", "minmax"):
@@ -141,16 +154,21 @@ class Prep:
         aggs = [pl.len().alias("n")]
         for c, e, v in zip(cols, exprs, shift):
             d = e - pl.lit(float(v), dtype=pl.Float32)
-            aggs += [d.cast(pl.Float64).sum().alias(f"{c}:1"), (d * d).cast(pl.Float64).sum().alias(f"{c}:2"),
-                     e.null_count().alias(f"{c}:nulls")]
+            aggs += [
+                d.cast(pl.Float64).sum().alias(f"{c}:1"),
+                (d * d).cast(pl.Float64).sum().alias(f"{c}:2"),
+                e.null_count().alias(f"{c}:nulls"),
+            ]
         row = train.select(aggs).collect(engine="streaming").row(0, named=True)
         nan = float("nan")  # a null makes the sums unusable, as NaN makes numpy's: float64 moments then
         s1 = [row[f"{c}:1"] if not row[f"{c}:nulls"] else nan for c in cols]
         s2 = [row[f"{c}:2"] if not row[f"{c}:nulls"] else nan for c in cols]
         m = Moments(int(row["n"]), shift, np.array(s1, np.float64), np.array(s2, np.float64))
-        return self._moment_stats(train, cols, m)
+        stats = self._moment_stats(train, cols, m)
+        assert stats is not None  # None only without train rows to fall back on
+        return stats
 
-    def _moment_stats(self, train: Optional[pl.LazyFrame], cols: list[str], m: Moments) -> Optional[dict[str, dict]]:
+    def _moment_stats(self, train: pl.LazyFrame | None, cols: list[str], m: Moments) -> dict[str, dict] | None:
         """standard_stats per column; a column whose float32 moments are not finite (values
         near the float32 limit, nulls) gets Polars' float64 mean and std instead. Without
         `train` (the resident cut, which can only sum): None if any column needs that."""
@@ -163,7 +181,7 @@ class Prep:
                 out[c] = s
         if redo and train is None:
             return None
-        if redo:
+        if redo and train is not None:
             x = [self._input_expr(c, pl.Float32).cast(pl.Float64) for c in redo]
             a, b = _column_aggregates(train, [e.mean() for e in x], [e.std(ddof=0) for e in x])
             out.update({c: {"mean": float(v or 0.0), "std": safe_scale(s)} for c, v, s in zip(redo, a, b)})
@@ -174,7 +192,7 @@ class Prep:
         lo, hi = self.bounds[c]
         return pl.col(c).cast(pl.Float64).clip(lo, hi).alias(c)
 
-    def features_expr(self, schema: Optional[pl.Schema] = None) -> list[pl.Expr]:
+    def features_expr(self, schema: pl.Schema | None = None) -> list[pl.Expr]:
         """One float32 expression per tabular input: fill, clip, scale; categories encoded.
 
         Given the input `schema`, columns in FLOAT32_EXACT are computed in float32 (see
@@ -182,7 +200,7 @@ class Prep:
         """
         return [e for e, _ in self._inputs(schema, defer_scale=False)]
 
-    def _inputs(self, schema: Optional[pl.Schema], defer_scale: bool) -> list[tuple[pl.Expr, tuple]]:
+    def _inputs(self, schema: pl.Schema | None, defer_scale: bool) -> list[tuple[pl.Expr, tuple]]:
         """(expression, (shift_hi, shift_lo, size)) per tabular input. With defer_scale, a
         float32 column's expression stops before scaling and its affine is what is left
         to apply (`dlexp.data.gather`); otherwise every affine is the identity (0, 0, 1)."""
@@ -205,7 +223,7 @@ class Prep:
                 out.append((e.replace_strict(codes, default=-1.0, return_dtype=pl.Float32).alias(c), identity))
         return out
 
-    def _input_expr(self, c: str, dtype: pl.DataType) -> pl.Expr:
+    def _input_expr(self, c: str, dtype: DType) -> pl.Expr:
         """Column c filled, cast to `dtype` and clipped: an input before its scaling."""
         e = clean.fill_expr(c, self.fills).cast(dtype)
         if c in self.bounds:
@@ -249,7 +267,7 @@ class Prep:
         raises `NotFinite` if it holds a null, NaN or inf.
         """
         if self.image or self.sequence:
-            x = self.transform_x(df)
+            x = self.transform_x(df.collect() if isinstance(df, pl.LazyFrame) else df)
             return {s: x[idx] for s, idx in rows.items()}
         schema = df.collect_schema()
         pending = [c for c in self.moment_columns(schema) if c not in self.stats]  # fit(defer_moments=True)
@@ -260,8 +278,9 @@ class Prep:
         shape = self.image_shape or []
         return {s: x.reshape((x.shape[0], *shape)) if shape else x for s, x in xs.items()}
 
-    def _cut_fitting_moments(self, df: pl.DataFrame | pl.LazyFrame, rows: dict[str, np.ndarray],
-                             pending: list[str]) -> Optional[dict[str, np.ndarray]]:
+    def _cut_fitting_moments(
+        self, df: pl.DataFrame | pl.LazyFrame, rows: dict[str, np.ndarray], pending: list[str]
+    ) -> dict[str, np.ndarray] | None:
         """The cut of `transform_rows` that also fits the deferred standard scaling (fit's
         defer_moments) from the train rows as they pass (`gather_moments`), then scales in
         place. Where float32 sums cannot serve, Polars fits those columns (`fit_moments`,
@@ -277,7 +296,7 @@ class Prep:
         where = [names.index(c) for c in pending]
         stats = self._moment_stats(None, pending, Moments(m.count, m.shift[where], m.sum[where], m.sum_sq[where]))
         if stats is None:
-            mask = np.zeros(df.height, bool)
+            mask = np.zeros(df.height if isinstance(df, pl.DataFrame) else df.select(pl.len()).collect().item(), bool)
             mask[rows["train"]] = True
             stats = self.fit_moments(df.lazy().filter(pl.lit(pl.Series("__train", mask))), pending)
         self.stats.update(stats)
@@ -291,7 +310,7 @@ class Prep:
         """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
         return self.transform_x(df), self.transform_label(df.get_column(self.label))
 
-    def transform_weight(self, df: pl.DataFrame) -> Optional[np.ndarray]:
+    def transform_weight(self, df: pl.DataFrame) -> np.ndarray | None:
         """float32 [n] sample weights (dataset.weight), or None (`Dataset` checks their values)."""
         if not self.weight:
             return None
@@ -304,17 +323,19 @@ class Prep:
 
     def transform_label(self, y: pl.Series) -> np.ndarray:
         if self.task == "classification":
-            index = {v: i for i, v in enumerate(self.classes)}
+            index = {v: i for i, v in enumerate(self.classes or [])}
             unseen = set(y.unique().to_list()) - set(index)
             if unseen:
                 raise DataError(
-                    f"label column {self.label!r} holds classes the run was not trained on: {sorted(map(str, unseen))[:10]}"
+                    f"label column {self.label!r} holds classes the run was not trained on: "
+                    f"{sorted(map(str, unseen))[:10]}"
                 )
             return y.replace_strict(index, return_dtype=pl.Int32).to_numpy()
         t = self.target
         return ((y.cast(pl.Float64) - t["mean"]) / t["std"]).cast(pl.Float32).to_numpy()
 
     def _image_array(self, frame: pl.DataFrame) -> np.ndarray:
+        assert self.image is not None  # an image data set
         s = frame.get_column(self.image)
         if s.null_count():
             raise DataError(f"image column {self.image!r} holds {s.null_count()} null images")
@@ -339,7 +360,7 @@ class Prep:
 
     def _sequence_array(self, df: pl.DataFrame, c: str) -> np.ndarray:
         """[n, length]: scaled values, cut to `sequence_length`, zero-padded at the end."""
-        L = int(self.sequence_length)
+        L = int(self.sequence_length or 0)
         s = self.stats.get(c)
         e = pl.element().cast(pl.Float64).fill_null(0.0)
         e = _scaled(e, s)
@@ -352,11 +373,11 @@ class Prep:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Prep":
+    def from_dict(cls, d: dict) -> Prep:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-def _scaled(e: pl.Expr, s: Optional[dict], dtype: pl.DataType = pl.Float64) -> pl.Expr:
+def _scaled(e: pl.Expr, s: dict | None, dtype: DType = pl.Float64) -> pl.Expr:
     """(e - shift) / size. In float32 the shift is taken off in two parts, hi (the nearest
     float32) then the remainder: x - hi is exact for x near the shift, so the result does
     not carry the rounding of the mean into every value."""
@@ -403,7 +424,7 @@ def _channel_stats(train: pl.LazyFrame, cols: list[str], channels: int) -> dict[
     return out
 
 
-def standard_stats(count: int, shift: float, s1: float, s2: float) -> Optional[dict[str, float]]:
+def standard_stats(count: int, shift: float, s1: float, s2: float) -> dict[str, float] | None:
     """{mean, std} from `Moments` sums: mean = shift + s1/n, var = s2/n - (s1/n)^2. Summed
     around the first row, the two terms stay close to the variance itself unless the
     spread dwarfs the first row's distance from the mean. None if not finite."""

@@ -53,8 +53,10 @@ def report_text(prep: dict[str, Any]) -> str:
     src, rep = prep.get("source", {}), prep.get("report", {})
     lines = [f"source: {src.get('path')} ({src.get('rows')} rows read)"]
     if src.get("split"):
-        lines.append(f"split: {src['split']} (seed {src.get('seed')}), rows {src.get('sizes')}"
-                     + (" [train streamed from disk]" if src.get("streamed") else ""))
+        lines.append(
+            f"split: {src['split']} (seed {src.get('seed')}), rows {src.get('sizes')}"
+            + (" [train streamed from disk]" if src.get("streamed") else "")
+        )
     dropped = {k: v for k, v in rep.get("dropped", {}).items() if v}
     lines.append(f"dropped: {dropped or 'none'}")
     for key, what in (("nulls_filled", "nulls filled"), ("outliers_clipped", "outliers clipped")):

@@ -10,7 +10,6 @@ one whose targets straddle a cut is dropped, so no target is seen by two splits.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import numpy as np
 import polars as pl
@@ -30,8 +29,8 @@ class WindowPrep:
     lookback: int
     horizon: int
     stride: int = 1
-    id_column: Optional[str] = None
-    time_column: Optional[str] = None
+    id_column: str | None = None
+    time_column: str | None = None
     stats: dict[str, dict[str, float]] = field(default_factory=dict)  # mean / std per column
     kind: str = "windows"
 
@@ -40,8 +39,9 @@ class WindowPrep:
         cols = list(dict.fromkeys(self.features + [self.target]))
         order = [c for c in (self.id_column, self.time_column) if c]
         df = df.sort(order, maintain_order=True) if order else df
-        exprs = [((pl.col(c).cast(pl.Float64) - self.stats[c]["mean"]) / self.stats[c]["std"]).cast(pl.Float32)
-                 for c in cols]
+        exprs = [
+            ((pl.col(c).cast(pl.Float64) - self.stats[c]["mean"]) / self.stats[c]["std"]).cast(pl.Float32) for c in cols
+        ]
         keys = [pl.col(self.id_column)] if self.id_column else [pl.lit(0).alias("__id")]
         return df.select(keys + exprs)
 
@@ -69,7 +69,7 @@ class WindowPrep:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "WindowPrep":
+    def from_dict(cls, d: dict) -> WindowPrep:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -100,9 +100,9 @@ def timeseries(
     *,
     path: str,
     target: str,
-    features: Optional[list[str]] = None,
-    id_column: Optional[str] = None,
-    time_column: Optional[str] = None,
+    features: list[str] | None = None,
+    id_column: str | None = None,
+    time_column: str | None = None,
     lookback: int = 32,
     horizon: int = 1,
     stride: int = 1,
@@ -130,8 +130,10 @@ def timeseries(
         features = [c for c in columns if c not in keys and schema[c].is_numeric()]
     missing = [c for c in features if c not in schema]
     if missing:
-        raise DataError(f"dataset.features names {', '.join(map(repr, missing))}, not columns of {path}; "
-                        f"columns: {', '.join(columns)}")
+        raise DataError(
+            f"dataset.features names {', '.join(map(repr, missing))}, not columns of {path}; "
+            f"columns: {', '.join(columns)}"
+        )
     bad = [f"{c} ({schema[c]})" for c in list(features) + [target] if not schema[c].is_numeric()]
     if bad:
         raise DataError(f"time-series columns of {path} must be numeric: {', '.join(bad)}")
@@ -181,14 +183,19 @@ def timeseries(
                 "use longer series, a larger fraction, or a shorter window"
             )
     info = prep.to_dict()
-    info["source"] = {"path": str(path), "rows": df.height, "split": "time", "seed": seed,
-                      "fractions": {"val": val_fraction, "test": test_fraction},
-                      "sizes": {s: int(len(xs[s])) for s in SPLITS}}
+    info["source"] = {
+        "path": str(path),
+        "rows": df.height,
+        "split": "time",
+        "seed": seed,
+        "fractions": {"val": val_fraction, "test": test_fraction},
+        "sizes": {s: int(len(xs[s])) for s in SPLITS},
+    }
     t = prep.stats[target]
     return Dataset(x=xs, y=ys, task="regression", target_scale=(t["mean"], t["std"]), prep=info)
 
 
-def _ids(df: pl.DataFrame, id_column: Optional[str]):
+def _ids(df: pl.DataFrame, id_column: str | None):
     if id_column is None:
         return ["(the whole table)"]
     return [f"{id_column}={v!r}" for v in df.get_column(id_column).unique(maintain_order=True).to_list()]

@@ -29,9 +29,7 @@ def resolve_files(path: str, key: str = "dataset.path") -> list[str]:
     """Expands a file, glob or directory into a sorted list of files, or says why not."""
     path = os.path.expanduser(str(path))
     if os.path.isdir(path):
-        files = sorted(
-            os.path.join(path, f) for f in os.listdir(path) if os.path.splitext(f)[1].lower() in FORMATS
-        )
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if os.path.splitext(f)[1].lower() in FORMATS)
         if not files:
             raise DataError(f"{key}={path!r} is a directory with no data files ({', '.join(sorted(FORMATS))})")
         return files
@@ -111,7 +109,8 @@ def check_file(f: str, fmt: str, sniff: bool = True) -> None:
         if bad is not None:
             raise DataError(
                 f"{f} is not {NAMES[fmt]} text: byte {bad} is binary (not UTF-8); expected {VALID[fmt]}. Save it "
-                "as UTF-8, or, if it is Parquet or Arrow, give it that extension or set dataset.format")
+                "as UTF-8, or, if it is Parquet or Arrow, give it that extension or set dataset.format"
+            )
 
 
 def _binary_at(head: bytes) -> int | None:
@@ -136,8 +135,10 @@ def unreadable(path: str, files: list[str], fmt: str, e: Exception) -> DataError
     if parsed:
         return DataError(f"{path}: {parsed}")
     culprit = _culprit(files, fmt) if len(files) > 1 else files[0]
-    return DataError(f"cannot read {culprit} as {name} ({_first_line(e)}): it is damaged, truncated or another "
-                     f"format; expected {valid}. Write it again, or set dataset.format to its format")
+    return DataError(
+        f"cannot read {culprit} as {name} ({_first_line(e)}): it is damaged, truncated or another "
+        f"format; expected {valid}. Write it again, or set dataset.format to its format"
+    )
 
 
 def _culprit(files: list[str], fmt: str) -> str:
@@ -162,8 +163,10 @@ def _parse_failure(text: str) -> str | None:
     if not m:
         return None
     value, dtype, column = m.groups()
-    return (f"column {column!r} holds {value!r} where the rows before it hold {dtype} values (a column's type "
-            f"is read from its first {INFER_ROWS:,} rows); fix or drop the rows that differ")
+    return (
+        f"column {column!r} holds {value!r} where the rows before it hold {dtype} values (a column's type "
+        f"is read from its first {INFER_ROWS:,} rows); fix or drop the rows that differ"
+    )
 
 
 def _first_line(e: Exception) -> str:

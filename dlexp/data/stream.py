@@ -17,6 +17,7 @@ import polars as pl
 
 FORMAT = 3  # part of the cache key: bump when the prepared file changes (2: float32 scaling; 3: row groups)
 
+
 @dataclass(frozen=True)
 class TrainStream:
     path: str  # prepared float32 feature columns, one row per train row, in train order
@@ -37,7 +38,7 @@ def write_train_stream(train: pl.LazyFrame, prep, cache_dir: str | None, tag: st
     path = os.path.join(folder, f"train_{digest}.parquet")
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.tmp"
-        plan.sink_parquet(tmp)  # small row groups make Polars buffer far more (16k rows: 2.4x the memory)
+        plan.sink_parquet(tmp)  # Polars' default row groups: small ones make it buffer far more (docs/performance.md)
         os.replace(tmp, path)
     rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     shape = tuple(prep.image_shape) if prep.image_shape else (len(names),)

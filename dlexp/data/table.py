@@ -13,7 +13,8 @@ and the features' checks ride on the sums it computes (`_in_one_pass`, gather.No
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -32,6 +33,7 @@ TASKS = ("auto", "classification", "regression")
 
 def _names_unreadable_rows(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
     """A row Polars cannot parse (found only when it is read) becomes a DataError naming the file."""
+
     @functools.wraps(fn)
     def wrapped(**kw: Any) -> Dataset:
         with reading(kw["path"], kw.get("format", "auto")):
@@ -45,33 +47,33 @@ def table(
     *,
     path: str,
     label: str,
-    features: Optional[list[str]] = None,
-    categorical: Optional[list[str]] = None,
+    features: list[str] | None = None,
+    categorical: list[str] | None = None,
     encode: str = "onehot",
-    image: Optional[str] = None,
-    image_shape: Optional[list[int]] = None,
-    sequence: Optional[list[str]] = None,
-    sequence_length: Optional[int] = None,
-    weight: Optional[str] = None,
-    drop: Optional[list[str]] = None,
+    image: str | None = None,
+    image_shape: list[int] | None = None,
+    sequence: list[str] | None = None,
+    sequence_length: int | None = None,
+    weight: str | None = None,
+    drop: list[str] | None = None,
     format: str = "auto",
     task: str = "auto",
     missing: Any = "error",
-    outliers: Optional[str] = None,
-    outlier_threshold: Optional[float] = None,
+    outliers: str | None = None,
+    outlier_threshold: float | None = None,
     outlier_action: str = "clip",
     dedupe: bool = False,
     split: str = "stratified",
-    split_column: Optional[str] = None,
-    time_column: Optional[str] = None,
+    split_column: str | None = None,
+    time_column: str | None = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     scale: str = "standard",
     stream: Any = "auto",
     max_resident_mb: float = 2048.0,
-    augment: Optional[dict] = None,
+    augment: dict | None = None,
     seed: int = 0,
-    cache_dir: Optional[str] = None,
+    cache_dir: str | None = None,
 ) -> Dataset:
     """Reads `path`, cleans it, splits it with `seed`, and prepares it (fitted on train).
 
@@ -92,8 +94,19 @@ def table(
     for key, c in (("split_column", split_column), ("time_column", time_column)):
         if c is not None and c not in schema:
             raise DataError(f"dataset.{key}={c!r} is not a column of {path}; columns: {', '.join(schema.names())}")
-    cols = resolve(schema, path, label=label, features=features, categorical=categorical, image=image,
-                   sequence=sequence, weight=weight, drop=drop, exclude=extra, frame=lf)
+    cols = resolve(
+        schema,
+        path,
+        label=label,
+        features=features,
+        categorical=categorical,
+        image=image,
+        sequence=sequence,
+        weight=weight,
+        drop=drop,
+        exclude=extra,
+        frame=lf,
+    )
     if image_shape is not None and not image and not sequence and int(np.prod(image_shape)) != len(cols.numeric):
         raise DataError(
             f"dataset.image_shape={list(image_shape)} holds {int(np.prod(image_shape))} values "
@@ -104,14 +117,19 @@ def table(
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
-    key_cols = list(dict.fromkeys([label, *extra, *([cols.weight] if cols.weight else [])]))
+    key_cols: list[str] = list(dict.fromkeys([label, *extra, *([cols.weight] if cols.weight else [])]))
     floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
 
     # ------------------------------------------------------------------ rows
     if not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale):
         frame = lf  # read as it is cut; its values checked there (gather.NotFinite: checked whole below)
-        keys = check_values(collect(lf.select(key_cols), path, format), label=label,
-                            floats=[c for c in floats if c in key_cols], rules=rules, path=path)
+        keys = check_values(
+            collect(lf.select(key_cols), path, format),
+            label=label,
+            floats=[c for c in floats if c in key_cols],
+            rules=rules,
+            path=path,
+        )
         n_read = keys.height
     else:
         frame = lf if streaming else collect(lf, path, format)  # read once
@@ -145,27 +163,52 @@ def table(
     elif split == "time":
         if not time_column:
             raise DataError("dataset.split=time needs dataset.time_column (the column that orders the rows)")
-        idx = splits.by_time(keys.get_column(time_column).to_physical().to_numpy(), val=val_fraction, test=test_fraction)
+        idx = splits.by_time(
+            keys.get_column(time_column).to_physical().to_numpy(), val=val_fraction, test=test_fraction
+        )
     else:
         idx = splits.split_indices(
-            len(keys), val=val_fraction, test=test_fraction, seed=seed,
-            method=split if task == "classification" else "random", labels=row_labels,
+            len(keys),
+            val=val_fraction,
+            test=test_fraction,
+            seed=seed,
+            method=split if task == "classification" else "random",
+            labels=row_labels,
         )
-    if classes is not None:
+    if classes is not None and row_labels is not None:
         _check_two_classes(label, classes, row_labels[idx["train"]], path)
 
     template = Prep(
-        cols.numeric, label, task, scale, classes=classes, image_shape=list(image_shape) if image_shape else None,
-        categorical=cols.categorical, encode=encode, image=cols.image, sequence=cols.sequence,
-        sequence_length=sequence_length, weight=cols.weight, outliers=outliers, outlier_action=outlier_action,
+        cols.numeric,
+        label,
+        task,
+        scale,
+        classes=classes,
+        image_shape=list(image_shape) if image_shape else None,
+        categorical=cols.categorical,
+        encode=encode,
+        image=cols.image,
+        sequence=cols.sequence,
+        sequence_length=sequence_length,
+        weight=cols.weight,
+        outliers=outliers,
+        outlier_action=outlier_action,
     )
-    source = {"augment": dict(augment) if augment else None, "path": str(path), "rows": n_read, "dropped": dropped, "split": split, "seed": seed,
-              "fractions": {"val": val_fraction, "test": test_fraction}}
+    source = {
+        "augment": dict(augment) if augment else None,
+        "path": str(path),
+        "rows": n_read,
+        "dropped": dropped,
+        "split": split,
+        "seed": seed,
+        "fractions": {"val": val_fraction, "test": test_fraction},
+    }
 
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
         prep = Prep.from_dict(template.to_dict())
-        data = _prepare(frame, keys, rows, row_labels, prep, rules, outlier_threshold, source, path, streaming,
-                        cache_dir)
+        data = _prepare(
+            frame, keys, rows, row_labels, prep, rules, outlier_threshold, source, path, streaming, cache_dir
+        )
         data.rows, data.row_labels = rows, row_labels
         data.resplit = None if streaming else prepare
         return data
@@ -177,8 +220,9 @@ def table(
         return prepare(idx)
 
 
-def _prepare(frame, keys: pl.DataFrame, rows, row_labels, prep: Prep, rules, threshold, source, path, streaming: bool,
-             cache_dir) -> Dataset:
+def _prepare(
+    frame, keys: pl.DataFrame, rows, row_labels, prep: Prep, rules, threshold, source, path, streaming: bool, cache_dir
+) -> Dataset:
     """Fits `prep` on the train rows of `frame` and prepares every split.
 
     Resident: the arrays are cut by row index and prepared as they are cut
@@ -189,13 +233,17 @@ def _prepare(frame, keys: pl.DataFrame, rows, row_labels, prep: Prep, rules, thr
     n = len(keys)
     rows = {s: rows[s] for s in SPLITS}
     if len(rows["train"]) == 0:
-        raise DataError(f"the train split of {path} is empty ({source['rows']} rows; sizes "
-                        f"{ {s: len(r) for s, r in rows.items()} })")
+        raise DataError(
+            f"the train split of {path} is empty ({source['rows']} rows; sizes "
+            f"{ {s: len(r) for s, r in rows.items()} })"
+        )
     train = _take(frame, rows["train"], streaming, n)
     if prep.sequence and prep.sequence_length is None:
         lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
-    prep.fit(train.lazy(), rules=rules, threshold=threshold, defer_moments=not streaming)  # resident: moments in the cut
+    prep.fit(
+        train.lazy(), rules=rules, threshold=threshold, defer_moments=not streaming
+    )  # resident: moments in the cut
     found = report.counts(_with_split_numbers(frame, rows, n, streaming), rows, prep, row_labels)
     drop_outliers = bool(prep.bounds) and prep.outlier_action == "drop"
     if streaming:
@@ -212,8 +260,14 @@ def _prepare(frame, keys: pl.DataFrame, rows, row_labels, prep: Prep, rules, thr
     info["report"] = {**found, "rows": info["source"]["sizes"], "dropped": {**source["dropped"], **dropped}}
     t = prep.target
     return Dataset(
-        x=xs, y=ys, task=prep.task, classes=prep.classes, target_scale=(t.get("mean", 0.0), t.get("std", 1.0)),
-        prep=info, weights=ws if prep.weight else None, stream=train_stream,
+        x=xs,  # type: ignore[arg-type]  (a streamed train split is None: it stays on disk)
+        y=ys,
+        task=prep.task,
+        classes=prep.classes,
+        target_scale=(t.get("mean", 0.0), t.get("std", 1.0)),
+        prep=info,
+        weights=ws if prep.weight else None,  # type: ignore[arg-type]  (with a weight column every split has them)
+        stream=train_stream,
     )
 
 
@@ -228,7 +282,9 @@ def _resident_arrays(frame, keys: pl.DataFrame, rows: dict[str, np.ndarray], pre
     return xs, ys, ws
 
 
-def _streamed_arrays(frame: pl.LazyFrame, n: int, train: pl.LazyFrame, rows, prep: Prep, source, cache_dir, drop_outliers):
+def _streamed_arrays(
+    frame: pl.LazyFrame, n: int, train: pl.LazyFrame, rows, prep: Prep, source, cache_dir, drop_outliers
+):
     """The train split prepared on disk (y stays in memory); val and test as arrays."""
     from dlexp.data.stream import write_train_stream
 
@@ -236,7 +292,7 @@ def _streamed_arrays(frame: pl.LazyFrame, n: int, train: pl.LazyFrame, rows, pre
         train = train.with_columns([clean.fill_expr(c, prep.fills) for c in prep.fills])
         train = train.filter(~clean.outlier_mask(prep.bounds))
     stream = write_train_stream(train, prep, cache_dir, _source_tag(source["path"], rows["train"]))
-    xs = {"train": None}
+    xs: dict[str, np.ndarray | None] = {"train": None}  # the train split stays on disk
     kept = train.select(prep.label, *([prep.weight] if prep.weight else [])).collect(engine="streaming")
     ys = {"train": prep.transform_label(kept.get_column(prep.label))}
     ws = {"train": prep.transform_weight(kept)}
@@ -278,8 +334,10 @@ def _source_tag(path: str, train_rows: np.ndarray) -> str:
 def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_resident_mb: float) -> bool:
     if stream in (True, "true"):
         if cols.image or cols.sequence:
-            raise DataError("dataset.stream=true supports tabular and pixel columns; an image / sequence column "
-                            "must be resident (dataset.stream=false)")
+            raise DataError(
+                "dataset.stream=true supports tabular and pixel columns; an image / sequence column "
+                "must be resident (dataset.stream=false)"
+            )
         return True
     if stream in (False, "false"):
         return False

@@ -11,6 +11,7 @@ run's typed config) and `run_dir` to a target that names them. The interface is
 from __future__ import annotations
 
 import logging
+
 from dlexp.config import TrainConfig, check_call, target_kwargs
 from dlexp.errors import ConfigError
 from dlexp.hooks.base import Hook
@@ -38,8 +39,10 @@ def build_hooks(cfg: TrainConfig, run_dir: str, *, copies: bool = False) -> list
             if hook is None:
                 continue
             if not isinstance(hook, Hook):
-                raise ConfigError(f"{key}._target_={node['_target_']!r} made a {type(hook).__name__}; it must be a "
-                                  "dlexp.hooks.Hook (or a factory returning Hooks)")
+                raise ConfigError(
+                    f"{key}._target_={node['_target_']!r} made a {type(hook).__name__}; it must be a "
+                    "dlexp.hooks.Hook (or a factory returning Hooks)"
+                )
             hooks.append(hook)
     if copies:
         left = sorted({type(h).__name__ for h in hooks if not h.copies_ok})

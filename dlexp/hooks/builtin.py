@@ -53,15 +53,20 @@ def embeddings(cfg: TrainConfig) -> Hook | None:
     return Embeddings(cfg.logger.embedding_samples, seed=cfg.seed) if cfg.logger.embeddings else None
 
 
-def plots(cfg: TrainConfig, samples: int = 16, windows: int = 4, generated: int = 64,
-          reconstructions: int = 8) -> list[Hook] | None:
+def plots(
+    cfg: TrainConfig, samples: int = 16, windows: int = 4, generated: int = 64, reconstructions: int = 8
+) -> list[Hook] | None:
     """Figures into TensorBoard, each for the task it fits (logger.plots, with TensorBoard on)."""
     from dlexp.hooks.plots import ClassificationPlots, GANSamples, Reconstructions, RegressionPlots
 
     if not (cfg.logger.tensorboard and cfg.logger.plots):
         return None
-    return [ClassificationPlots(samples), RegressionPlots(windows), GANSamples(cfg.seed, generated),
-            Reconstructions(reconstructions)]
+    return [
+        ClassificationPlots(samples),
+        RegressionPlots(windows),
+        GANSamples(cfg.seed, generated),
+        Reconstructions(reconstructions),
+    ]
 
 
 def early_stopping(cfg: TrainConfig) -> Hook | None:

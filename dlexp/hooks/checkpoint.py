@@ -24,25 +24,39 @@ log = logging.getLogger("dlexp")
 
 def run_meta(ctx: Any, loop: Any) -> dict:
     plan = ctx.plan
-    return {**loop.meta(), "seeds": ctx.seeds, "objective": list(ctx.objective),
-            "plan": {"batch_size": plan.batch_size, "steps_per_epoch": plan.steps_per_epoch,
-                     "total_steps": plan.total_steps}}
+    return {
+        **loop.meta(),
+        "seeds": ctx.seeds,
+        "objective": list(ctx.objective),
+        "plan": {
+            "batch_size": plan.batch_size,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "total_steps": plan.total_steps,
+        },
+    }
 
 
 def check_resumable(meta: dict, ctx: Any, directory: str) -> None:
     """A resumed run must draw the same batches: same seeds, batch size and epoch length."""
     if meta["seeds"] != ctx.seeds:
         what = lambda seeds: f"seed={seeds[0]}" if len(seeds) == 1 else f"trainer.seeds={seeds}"  # noqa: E731
-        raise ConfigError(f"{what(ctx.seeds)}, but the checkpoint in {directory} was trained with "
-                          f"{what(meta['seeds'])}; resume with the same seeds, or start in another run dir")
+        raise ConfigError(
+            f"{what(ctx.seeds)}, but the checkpoint in {directory} was trained with "
+            f"{what(meta['seeds'])}; resume with the same seeds, or start in another run dir"
+        )
     saved, plan = meta["plan"], ctx.plan
     for key, name in (("batch_size", "trainer.batch_size"), ("steps_per_epoch", "steps per epoch")):
         if saved[key] != getattr(plan, key):
-            raise ConfigError(f"{name} is {getattr(plan, key)}, but the checkpoint in {directory} was trained with "
-                              f"{saved[key]}; resume with the same data and trainer.batch_size, or start in another run dir")
+            raise ConfigError(
+                f"{name} is {getattr(plan, key)}, but the checkpoint in {directory} was trained with "
+                f"{saved[key]}; resume with the same data and trainer.batch_size, or start in another run dir"
+            )
     if saved["total_steps"] != plan.total_steps:
-        log.warning("resuming a run planned for %d steps with %d steps: the learning-rate schedule changes",
-                    saved["total_steps"], plan.total_steps)
+        log.warning(
+            "resuming a run planned for %d steps with %d steps: the learning-rate schedule changes",
+            saved["total_steps"],
+            plan.total_steps,
+        )
 
 
 @jax.jit
@@ -65,7 +79,7 @@ class CheckpointHook(Hook):
         self.cfg = cfg
         self.store = Checkpoints(run_dir, keep=int(cfg.keep), async_save=bool(cfg.async_save))
         same = resume_from is None or checkpoint_dir(resume_from) == self.store.directory
-        self.source = self.store if same else Checkpoints(resume_from, read_only=True)
+        self.source = self.store if same or resume_from is None else Checkpoints(resume_from, read_only=True)
         self.saved_step, self.saved_epoch, self.saved_at = 0, 0, time.monotonic()
         self.resumed_from: int | None = None
         for key in ("every_steps", "every_epochs"):
@@ -96,7 +110,8 @@ class CheckpointHook(Hook):
         due = loop.stop or loop.step >= ctx.plan.total_steps
         if not due and time.monotonic() - self.saved_at >= (cfg.min_interval_s or 0):
             due = bool(cfg.every_steps and loop.step // cfg.every_steps > self.saved_step // cfg.every_steps) or bool(
-                cfg.every_epochs and loop.epoch // cfg.every_epochs > self.saved_epoch // cfg.every_epochs)
+                cfg.every_epochs and loop.epoch // cfg.every_epochs > self.saved_epoch // cfg.every_epochs
+            )
         if due and loop.step != self.saved_step:
             self.save(ctx, loop)
 
@@ -111,8 +126,11 @@ class CheckpointHook(Hook):
 
     def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
         self.store.wait()
-        summary["checkpoint"] = {"dir": self.store.directory, "steps": self.store.steps(),
-                                 "resumed_from_step": self.resumed_from}
+        summary["checkpoint"] = {
+            "dir": self.store.directory,
+            "steps": self.store.steps(),
+            "resumed_from_step": self.resumed_from,
+        }
         self.close()
 
     def close(self) -> None:

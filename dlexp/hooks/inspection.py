@@ -1,14 +1,14 @@
 """What a run shows about itself beyond its metrics (the maths: dlexp/inspection/).
 
-  TestConfusion   always, for classification: the test confusion matrix of the best state into summary.json
-  Embeddings      logger.embeddings=true: penultimate-layer features of val samples for the projector
-  LayerStats      logger.histograms_every=N: histograms of params and grads, update ratios
+TestConfusion   always, for classification: the test confusion matrix of the best state into summary.json
+Embeddings      logger.embeddings=true: penultimate-layer features of val samples for the projector
+LayerStats      logger.histograms_every=N: histograms of params and grads, update ratios
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -30,13 +30,18 @@ class TestConfusion(Hook):
             return
         params, rest = loop.best_state
         weights = ctx.data.sample_weights("test")
-        cm = confusion_matrix(ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"],
-                              weights)
+        cm = confusion_matrix(
+            ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"], weights
+        )
         if cm is not None:
             classes = ctx.data.classes or list(range(cm.shape[0]))
             matrix = cm.round().astype(int).tolist() if weights is None else cm.round(6).tolist()
-            summary["confusion"] = {"split": "test", "classes": list(classes), "matrix": matrix,
-                                    "weighted": weights is not None}
+            summary["confusion"] = {
+                "split": "test",
+                "classes": list(classes),
+                "matrix": matrix,
+                "weighted": weights is not None,
+            }
 
 
 class Embeddings(Hook):
@@ -78,8 +83,9 @@ class LayerStats(Hook):
         if type(task).make_train_step is Task.make_train_step:
             self.grads_fn = jax.jit(lambda p, r, x, y, key: loss_grads(task, sm, p, r, x, y, key))
         else:
-            log.info("inspection: %s has its own train step; no gradient histograms (params and updates only)",
-                     task.name)
+            log.info(
+                "inspection: %s has its own train step; no gradient histograms (params and updates only)", task.name
+            )
         self.write(ctx, loop)  # the initialization, before the first step
 
     def on_log(self, ctx, loop) -> None:

@@ -21,8 +21,16 @@ import numpy as np
 
 from dlexp.hooks.base import Hook
 from dlexp.metrics import class_log_odds
-from dlexp.plots import (confusion_figure, forecast_figure, image_grid, is_image, predict_all, predictions_figure,
-                         regression_figure, roc_figure)
+from dlexp.plots import (
+    confusion_figure,
+    forecast_figure,
+    image_grid,
+    is_image,
+    predict_all,
+    predictions_figure,
+    regression_figure,
+    roc_figure,
+)
 from dlexp.tasks import make_predict
 
 log = logging.getLogger("dlexp")
@@ -45,7 +53,8 @@ class ClassificationPlots(Hook):
             return
         x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
         w = ctx.data.sample_weights("test")  # None: every row counts 1
-        logits = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x)
+        params, rest = loop.best_state
+        logits = predict_all(jax.jit(make_predict(ctx.model)), params, rest, x)
         pred = logits.argmax(1)
         classes = list(ctx.task.classes or range(logits.shape[1]))
         cm = np.zeros((len(classes), len(classes)))
@@ -68,7 +77,8 @@ class RegressionPlots(Hook):
             return
         mean, std = ctx.task.target_scale
         x, y = ctx.data.x["test"], np.asarray(ctx.data.y["test"])
-        pred = predict_all(jax.jit(make_predict(ctx.model)), *loop.best_state, x).reshape(y.shape) * std + mean
+        params, rest = loop.best_state
+        pred = predict_all(jax.jit(make_predict(ctx.model)), params, rest, x).reshape(y.shape) * std + mean
         true = y * std + mean
         if not finite_or_warn(pred, "plots/predictions"):
             return

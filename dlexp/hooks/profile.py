@@ -39,8 +39,10 @@ class ProfileHook(Hook):
     def on_end(self, ctx, loop, summary) -> None:
         if self.started_at is not None and not self.done:
             self._stop(loop)
-        summary["profile"] = {"steps": [self.started_at, self.stopped_at] if self.started_at is not None else None,
-                              "dir": os.path.join(self.logdir, "plugins", "profile")}
+        summary["profile"] = {
+            "steps": [self.started_at, self.stopped_at] if self.started_at is not None else None,
+            "dir": os.path.join(self.logdir, "plugins", "profile"),
+        }
 
     def _stop(self, loop) -> None:
         jax.block_until_ready(loop.state)  # the traced steps have run, not just been dispatched

@@ -39,7 +39,8 @@ class EarlyStopping(Hook):
     def on_eval(self, ctx: Any, loop: Any, improved: list[bool]) -> None:
         metric, mode = ctx.objective
         counters = loop.extra.setdefault(
-            "early_stopping", [{"best": None, "bad_evals": 0, "stopped_at": None} for _ in loop.copies])
+            "early_stopping", [{"best": None, "bad_evals": 0, "stopped_at": None} for _ in loop.copies]
+        )
         for c, s in zip(loop.copies, counters):
             if c.status != "running":
                 continue
@@ -50,9 +51,14 @@ class EarlyStopping(Hook):
             s["bad_evals"] += 1
             if s["bad_evals"] >= self.patience:
                 s["stopped_at"], c.status = loop.step, "stopped"
-                log.info("early stopping%s at step %d: %s did not improve by %g for %d evaluations",
-                         f" seed {c.seed}" if len(loop.copies) > 1 else "", loop.step, metric, self.min_delta,
-                         self.patience)
+                log.info(
+                    "early stopping%s at step %d: %s did not improve by %g for %d evaluations",
+                    f" seed {c.seed}" if len(loop.copies) > 1 else "",
+                    loop.step,
+                    metric,
+                    self.min_delta,
+                    self.patience,
+                )
 
     def improves(self, value: float, best: float | None, mode: str) -> bool:
         if not math.isfinite(value):
@@ -63,8 +69,11 @@ class EarlyStopping(Hook):
 
     def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
         stopped = [s["stopped_at"] for s in loop.extra.get("early_stopping", [{"stopped_at": None}] * len(loop.copies))]
-        summary["early_stopping"] = {"stopped_at": stopped[0] if len(stopped) == 1 else stopped,
-                                     "patience": self.patience, "min_delta": self.min_delta}
+        summary["early_stopping"] = {
+            "stopped_at": stopped[0] if len(stopped) == 1 else stopped,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+        }
 
 
 class Preemption(Hook):

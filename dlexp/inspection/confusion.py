@@ -12,20 +12,20 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-
 CHUNK = 256  # one compiled shape: the last chunk is padded with zero-weight rows
 
 
-def confusion_matrix(eval_step, params, rest, x: np.ndarray, y: np.ndarray,
-                     weights: np.ndarray | None = None) -> np.ndarray | None:
+def confusion_matrix(
+    eval_step, params, rest, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray | None:
     """[true, predicted] counts (or summed sample `weights`) from the task's eval sums; None
     if the task has no confusion."""
     step = jax.jit(eval_step)
     total = None
     for start in range(0, len(x), CHUNK):
-        xb, yb = x[start:start + CHUNK], y[start:start + CHUNK]
+        xb, yb = x[start : start + CHUNK], y[start : start + CHUNK]
         pad = CHUNK - len(xb)
-        wb = np.ones(len(xb), np.float32) if weights is None else weights[start:start + CHUNK]
+        wb = np.ones(len(xb), np.float32) if weights is None else weights[start : start + CHUNK]
         w = np.concatenate([wb, np.zeros(pad, np.float32)])
         xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
         yb = np.concatenate([yb, np.zeros((pad, *yb.shape[1:]), yb.dtype)])

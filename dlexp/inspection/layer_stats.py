@@ -27,7 +27,6 @@ import numpy as np
 import optax
 from flax import nnx
 
-
 log = logging.getLogger("dlexp")
 
 

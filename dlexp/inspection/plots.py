@@ -7,7 +7,7 @@ to plot and these only decide how it looks.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -26,8 +26,15 @@ def save(fig, path: str) -> str:
     return path
 
 
-def learning_curves(curves: pl.DataFrame, metrics: Sequence[str], path: str, *, title: str = "",
-                    best_step: int | None = None, test: dict | None = None) -> str:
+def learning_curves(
+    curves: pl.DataFrame,
+    metrics: Sequence[str],
+    path: str,
+    *,
+    title: str = "",
+    best_step: int | None = None,
+    test: dict | None = None,
+) -> str:
     """One panel per metric: train and val against step, the test value and the best step marked."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
@@ -65,8 +72,15 @@ def confusion(matrix: Sequence[Sequence[float]], classes: Sequence, path: str, *
         for i in range(n):
             for j in range(n):
                 if cm[i, j]:
-                    ax.text(j, i, f"{cm[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                            color="white" if frac[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{cm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if frac[i, j] > 0.5 else "black",
+                    )
     labels = [str(c) for c in classes]
     ax.set_xticks(range(n), labels, rotation=90 if max(map(len, labels), default=0) > 3 else 0)
     ax.set_yticks(range(n), labels)
@@ -76,8 +90,16 @@ def confusion(matrix: Sequence[Sequence[float]], classes: Sequence, path: str, *
     return save(fig, path)
 
 
-def metric_vs_hparam(values: Sequence, scores: Sequence[float], path: str, *, hparam: str, metric: str,
-                     best: int | None = None, groups: Sequence[str] | None = None) -> str:
+def metric_vs_hparam(
+    values: Sequence,
+    scores: Sequence[float],
+    path: str,
+    *,
+    hparam: str,
+    metric: str,
+    best: int | None = None,
+    groups: Sequence[str] | None = None,
+) -> str:
     """Each job as a point: the hyperparameter's value against the metric, one colour (and
     line) per combination of the other swept keys (`groups`); the best job starred."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))

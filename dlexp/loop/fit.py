@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from dlexp.config import TrainerConfig
@@ -22,11 +24,26 @@ from dlexp.data import Dataset
 from dlexp.data.loader import EvalSet, make_loader
 from dlexp.errors import TrainingError
 from dlexp.hooks.base import Hook
-from dlexp.loop.guards import (GUARD_KEYS, all_finite, never_finite_message, nonfinite_message,
-                               nonfinite_state_message, val_never_finite)
+from dlexp.loop.guards import (
+    GUARD_KEYS,
+    all_finite,
+    never_finite_message,
+    nonfinite_message,
+    nonfinite_state_message,
+    val_never_finite,
+)
 from dlexp.loop.plan import Plan, better, parse_objective
-from dlexp.loop.records import (FAILED, RUNNING, Context, CopyRecord, Loop, copies_summary, copy_summary,
-                                make_progress, short)
+from dlexp.loop.records import (
+    FAILED,
+    RUNNING,
+    Context,
+    CopyRecord,
+    Loop,
+    copies_summary,
+    copy_summary,
+    make_progress,
+    short,
+)
 from dlexp.loop.step import build_programs, root_keys
 from dlexp.models.split import count_params, has_conv, split_model
 from dlexp.optim import log_steps, rates_at
@@ -36,10 +53,22 @@ from dlexp.tasks import Task
 log = logging.getLogger("dlexp")
 
 
-def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, schedule: Callable[[int], float],
-        data: Dataset, plan: Plan, trainer: TrainerConfig, objective: tuple[str, str], layout: Layout,
-        writers: Sequence[Any], hooks: Sequence[Hook] = (), augment: Callable | None = None,
-        ) -> tuple[dict[str, Any], Any]:
+def fit(
+    *,
+    task: Task,
+    models: Sequence[nnx.Module],
+    seeds: list[int],
+    tx: Any,
+    schedule: optax.Schedule,
+    data: Dataset,
+    plan: Plan,
+    trainer: TrainerConfig,
+    objective: tuple[str, str],
+    layout: Layout,
+    writers: Sequence[Any],
+    hooks: Sequence[Hook] = (),
+    augment: Callable | None = None,
+) -> tuple[dict[str, Any], Any]:
     """Trains one model per seed (one: a single run), evaluates on val at the cadence, keeps each
     copy's best state and tests it. `writers`: one per copy. `augment(x, key)` transforms each
     training batch inside the step. Returns (the summary summary.json holds, the best (params, rest))."""
@@ -50,15 +79,35 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     skip_nonfinite = trainer.nan_policy == "skip"
 
     # ------------------------------------------------------------------ data on device, programs
-    loader = make_loader(data, plan.batch_size, seeds[0], layout.replicated,
-                         copies=(seeds, layout.batch) if copies else None)
-    evals = {s: EvalSet(data.x[s], data.y[s], trainer.eval_batch_size, layout.replicated,
-                        multiple=1 if copies else layout.num_devices, weights=data.sample_weights(s))
-             for s in ("val", "test")}
+    loader = make_loader(
+        data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies else None
+    )
+    evals = {
+        s: EvalSet(
+            data.x[s],
+            data.y[s],
+            trainer.eval_batch_size,
+            layout.replicated,
+            multiple=1 if copies else layout.num_devices,
+            weights=data.sample_weights(s),
+        )
+        for s in ("val", "test")
+    }
     sm = split_model(models[0])  # one graph: the copies differ only in their arrays
-    programs = build_programs(task, sm, tx, layout, loader=loader, evals=evals, augment=augment,
-                              skip_nonfinite=skip_nonfinite, steps_per_call=trainer.steps_per_call,
-                              conv=has_conv(models[0]), cpu_kernels=trainer.cpu_kernels, total_steps=plan.total_steps)
+    programs = build_programs(
+        task,
+        sm,
+        tx,
+        layout,
+        loader=loader,
+        evals=evals,
+        augment=augment,
+        skip_nonfinite=skip_nonfinite,
+        steps_per_call=trainer.steps_per_call,
+        conv=has_conv(models[0]),
+        cpu_kernels=trainer.cpu_kernels,
+        total_steps=plan.total_steps,
+    )
 
     # ------------------------------------------------------------------ state
     states = [task.init_state(split_model(m), tx) for m in models]
@@ -85,8 +134,11 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     def any_left() -> None:
         """Ends the run with the first copy's error once every copy has failed."""
         if all(c.status == FAILED for c in loop.copies):
-            raise TrainingError(loop.copies[0].error if len(loop.copies) == 1 else
-                                f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}")
+            raise TrainingError(
+                loop.copies[0].error
+                if len(loop.copies) == 1
+                else f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}"
+            )
 
     def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
         # Skip keeps the state of a bad step; an update that overflowed with a finite loss still fails the copy.
@@ -106,13 +158,19 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
                 fail(c, nonfinite_state_message(step, c.skipped_steps))
                 continue
             c.last_train = task.finalize(sums)
-            w.scalars(step, {**{f"train/{k}": v for k, v in c.last_train.items()},
-                             **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
-                             **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
-                             "train/lr": lr_at(step), "train/samples_per_s": steps_in * plan.batch_size / elapsed,
-                             "train/epoch": step / plan.steps_per_epoch})
+            w.scalars(
+                step,
+                {
+                    **{f"train/{k}": v for k, v in c.last_train.items()},
+                    **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
+                    **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
+                    "train/lr": lr_at(step),
+                    "train/samples_per_s": steps_in * plan.batch_size / elapsed,
+                    "train/epoch": step / plan.steps_per_epoch,
+                },
+            )
         any_left()
-        progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
+        progress.set_postfix(short(loop.copies[0].last_train, loop.copies[0].last_val))
         for h in hooks:
             h.on_log(ctx, loop)
 
@@ -135,7 +193,7 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
         any_left()
         if any(improved):
             loop.best_state = programs.keep_best(improved, (current["params"], current["rest"]), loop.best_state)
-        progress.set_postfix(**short(loop.copies[0].last_train, loop.copies[0].last_val))
+        progress.set_postfix(short(loop.copies[0].last_train, loop.copies[0].last_val))
         for h in hooks:
             h.on_eval(ctx, loop, improved)
 
@@ -189,18 +247,23 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
     # A copy whose objective was never finite is tested with its final state.
     final = layout.unreplicate(loop.state)
     never = [c.best_value is None for c in loop.copies]
-    best = programs.keep_best(never, (final["params"], final["rest"]), loop.best_state) if any(never) else loop.best_state
+    best = (
+        programs.keep_best(never, (final["params"], final["rest"]), loop.best_state) if any(never) else loop.best_state
+    )
     loop.best_state = best
     # A preempted run has seconds left: its test waits for the resumed run.
-    tests = programs.evaluate(*best, "test") if loop.status != "preempted" else [{} for _ in seeds]
+    tests = programs.evaluate(best[0], best[1], "test") if loop.status != "preempted" else [{} for _ in seeds]
     for t, w in zip(tests, writers):
         w.scalars(loop.step, {f"test/{k}": v for k, v in t.items()})
     loop.status = "completed" if loop.status == RUNNING else loop.status
     per_copy = [copy_summary(c, t, objective, loop.step) for c, t in zip(loop.copies, tests)]
     summary = {
         "status": loop.status,
-        **(copies_summary(per_copy, objective) if copies else {k: v for k, v in per_copy[0].items()
-                                                               if k not in ("seed", "status")}),
+        **(
+            copies_summary(per_copy, objective)
+            if copies
+            else {k: v for k, v in per_copy[0].items() if k not in ("seed", "status")}
+        ),
         "steps": loop.step,
         "epochs": round(loop.step / plan.steps_per_epoch, 3),
         "batch_size": plan.batch_size,
@@ -210,7 +273,9 @@ def fit(*, task: Task, models: Sequence[nnx.Module], seeds: list[int], tx: Any, 
         "devices": layout.num_devices,
         "time_to_first_step_s": round(first_step_s or 0.0, 3),
         "train_time_s": round(train_s, 3),
-        "samples_per_s": round(len(seeds) * loop.step * plan.batch_size / max(train_s - (first_step_s or 0.0), 1e-9), 1),
+        "samples_per_s": round(
+            len(seeds) * loop.step * plan.batch_size / max(train_s - (first_step_s or 0.0), 1e-9), 1
+        ),
         # The median log window: the steady speed, without the compiles a run meets on the way.
         "steady_samples_per_s": round(statistics.median(window_rates), 1) if window_rates else None,
     }

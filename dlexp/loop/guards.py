@@ -69,8 +69,10 @@ def val_never_finite(streak: list, loss: float, step: int) -> bool:
     return not streak[0] and streak[1] >= NEVER_FINITE_EVALS
 
 
-ADVICE = ("lower optimizer.lr, set optimizer.clip_norm, or check the data for extreme values, and start "
-          "in a new run dir (resuming this one restores the same parameters)")
+ADVICE = (
+    "lower optimizer.lr, set optimizer.clip_norm, or check the data for extreme values, and start "
+    "in a new run dir (resuming this one restores the same parameters)"
+)
 
 
 def never_finite_message(evals: int, step: int, skipped: int) -> str:
@@ -84,8 +86,10 @@ def never_finite_message(evals: int, step: int, skipped: int) -> str:
 
 def nonfinite_state_message(step: int, skipped: int) -> str:
     """What the user reads when nan_policy=skip finds a non-finite value in the state itself."""
-    return (f"the train state (parameters or optimizer) held a non-finite value at step {step} although "
-            f"{skipped} non-finite step(s) were skipped: an update overflowed; {ADVICE}")
+    return (
+        f"the train state (parameters or optimizer) held a non-finite value at step {step} although "
+        f"{skipped} non-finite step(s) were skipped: an update overflowed; {ADVICE}"
+    )
 
 
 def nonfinite_message(sums: dict, start: int, end: int, loss: float) -> str:

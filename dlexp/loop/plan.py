@@ -36,8 +36,12 @@ class Plan:
         """Steps of the next compiled call: `most` where they fit before the next epoch, log or
         eval boundary, else one. A call never crosses a boundary, so the cadences stay exact for
         any steps_per_call, and a run compiles two call lengths at most."""
-        room = min(self.steps_per_epoch - self.in_epoch(step, epoch), self.total_steps - step,
-                   self.log_every - step % self.log_every, self.eval_every - step % self.eval_every)
+        room = min(
+            self.steps_per_epoch - self.in_epoch(step, epoch),
+            self.total_steps - step,
+            self.log_every - step % self.log_every,
+            self.eval_every - step % self.eval_every,
+        )
         return most if room >= most else 1
 
     def crossed(self, step: int, last: int, every: int) -> bool:
@@ -52,13 +56,15 @@ def plan_steps(cfg: TrainerConfig, n_train: int, num_devices: int = 1) -> Plan:
         raise ConfigError(f"trainer.batch_size={batch} must be at least 1")
     if batch > n_train:
         used = max(num_devices, n_train // num_devices * num_devices)
-        log.warning("trainer.batch_size=%d is larger than the train split (%d rows): using batches of %d",
-                    batch, n_train, used)
+        log.warning(
+            "trainer.batch_size=%d is larger than the train split (%d rows): using batches of %d", batch, n_train, used
+        )
         batch = used
     if batch % num_devices:
         raise ConfigError(
             f"trainer.batch_size={batch} does not split over {num_devices} devices; use a multiple of {num_devices} "
-            f"(e.g. {max(num_devices, batch // num_devices * num_devices)}) or trainer.parallel=single")
+            f"(e.g. {max(num_devices, batch // num_devices * num_devices)}) or trainer.parallel=single"
+        )
     spe = max(1, n_train // batch)
     if cfg.steps is not None:
         if cfg.steps < 1:

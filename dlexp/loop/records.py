@@ -55,8 +55,13 @@ class Loop:
 
     def meta(self) -> dict:
         """The host side of the loop, as JSON-ready values."""
-        return {"step": self.step, "epoch": self.epoch, "status": self.status, "extra": self.extra,
-                "copies": [dataclasses.asdict(c) for c in self.copies]}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "status": self.status,
+            "extra": self.extra,
+            "copies": [dataclasses.asdict(c) for c in self.copies],
+        }
 
     def load_meta(self, meta: dict) -> None:
         self.step, self.epoch, self.extra = meta["step"], meta["epoch"], meta["extra"]
@@ -94,8 +99,10 @@ def copy_summary(c: CopyRecord, test: dict, objective: tuple[str, str], step: in
 
 def flat_metrics(copy: dict) -> dict[str, float]:
     """The numbers a copy is compared by: test/* and best/val/*."""
-    return {**{f"test/{k}": v for k, v in copy["test"].items()},
-            **{f"best/val/{k}": v for k, v in copy["best"]["val"].items()}}
+    return {
+        **{f"test/{k}": v for k, v in copy["test"].items()},
+        **{f"best/val/{k}": v for k, v in copy["best"]["val"].items()},
+    }
 
 
 def copies_summary(copies: list[dict], objective: tuple[str, str]) -> dict[str, Any]:
@@ -107,9 +114,12 @@ def copies_summary(copies: list[dict], objective: tuple[str, str]) -> dict[str, 
     keys = [k for k in rows[0] if all(k in r for r in rows)] if rows else []
     return {
         "seeds": [c["seed"] for c in copies],
-        "objective": {"metric": objective[0], "mode": objective[1],
-                      "value": float(np.mean(finite)) if finite and len(finite) == len(ok) else float("nan"),
-                      "std": float(np.std(finite)) if finite and len(finite) == len(ok) else float("nan")},
+        "objective": {
+            "metric": objective[0],
+            "mode": objective[1],
+            "value": float(np.mean(finite)) if finite and len(finite) == len(ok) else float("nan"),
+            "std": float(np.std(finite)) if finite and len(finite) == len(ok) else float("nan"),
+        },
         "mean": {k: float(np.mean([r[k] for r in rows])) for k in keys},
         "std": {k: float(np.std([r[k] for r in rows])) for k in keys},
         "failed_copies": [c["seed"] for c in copies if c["status"] == FAILED],
@@ -131,5 +141,13 @@ def short(train: dict, val: dict) -> dict[str, str]:
 def make_progress(enabled: bool, total: int, initial: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, leave=False,
-                mininterval=0.5, smoothing=0.1)
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+        mininterval=0.5,
+        smoothing=0.1,
+    )

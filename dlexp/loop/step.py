@@ -16,8 +16,9 @@ train program donates the state and the metric accumulator.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,9 +51,21 @@ def root_keys(seeds: list[int], layout: Layout) -> jax.Array:
     return jax.device_put(jnp.stack(keys), layout.batch) if layout.kind == "copies" else keys[0]
 
 
-def build_programs(task: Task, sm: SplitModel, tx: Any, layout: Layout, *, loader: Any, evals: dict, augment: Callable | None,
-                   skip_nonfinite: bool, steps_per_call: Any, conv: bool, cpu_kernels: str,
-                   total_steps: int) -> Programs:
+def build_programs(
+    task: Task,
+    sm: SplitModel,
+    tx: Any,
+    layout: Layout,
+    *,
+    loader: Any,
+    evals: dict,
+    augment: Callable | None,
+    skip_nonfinite: bool,
+    steps_per_call: Any,
+    conv: bool,
+    cpu_kernels: str,
+    total_steps: int,
+) -> Programs:
     platform, pmap, copies = layout.platform, layout.is_pmap, layout.kind == "copies"
     # Copies always undo a bad update (the copy is then marked failed or counts a skip), so
     # their guard, like the skip policy's, reads the gradient norm of every step.
@@ -83,21 +96,28 @@ def build_programs(task: Task, sm: SplitModel, tx: Any, layout: Layout, *, loade
         if n > 1:
             step = functools.partial(one_step, args=args, key=key, active=active, norm=False)
             unroll = xla_cpu.scan_unroll(n - 1, platform=platform, conv=conv)
-            (state, acc), _ = jax.lax.scan(lambda c, i: (step(*c, i=i), None), (state, acc), jnp.arange(n - 1),
-                                           unroll=unroll)
+            (state, acc), _ = jax.lax.scan(
+                lambda c, i: (step(*c, i=i), None), (state, acc), jnp.arange(n - 1), unroll=unroll
+            )
         state, acc = one_step(state, acc, args, key, active, n - 1, norm=logs)
         return state, acc, state["step"] + 0  # not donated: the loop may wait on it
 
     options = xla_cpu.compiler_options(cpu_kernels, platform=platform, pmap=pmap)
     if pmap:
+
         @functools.cache
         def pmapped(n: int):
-            return jax.pmap(functools.partial(calls, n=n), axis_name="data", in_axes=(0, 0, None, None, None, None),
-                            donate_argnums=(0, 1))
+            return jax.pmap(
+                functools.partial(calls, n=n),
+                axis_name="data",
+                in_axes=(0, 0, None, None, None, None),
+                donate_argnums=(0, 1),
+            )
 
         def train(state, acc, args, key, active, logs, *, n):
             return pmapped(n)(state, acc, args, key, active, logs)
     elif copies:
+
         def vmapped(state, acc, args, key, active, logs, *, n):
             one = functools.partial(calls, n=n)
             return jax.vmap(one, in_axes=(0, 0, loader.copy_axes, 0, 0, None))(state, acc, args, key, active, logs)
@@ -114,11 +134,15 @@ def build_programs(task: Task, sm: SplitModel, tx: Any, layout: Layout, *, loade
         return add_sums(acc, eval_step(params, rest, xb, yb, wb))
 
     in_axes = (0, 0, 0, None, None, None, None)
-    eval_fn = jax.jit(jax.vmap(eval_batch, in_axes=in_axes) if copies else eval_batch, donate_argnums=0,
-                      compiler_options=options)
+    eval_fn = jax.jit(
+        jax.vmap(eval_batch, in_axes=in_axes) if copies else eval_batch, donate_argnums=0, compiler_options=options
+    )
     lead = (layout.num_copies,) if copies else ()
-    eval_zeros = zeros_maker(jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example()),
-                             layout.batch if copies else layout.replicated, lead)
+    eval_zeros = zeros_maker(
+        jax.eval_shape(eval_step, sm.params, sm.rest, *evals["val"].example()),
+        layout.batch if copies else layout.replicated,
+        lead,
+    )
 
     def evaluate(params, rest, split: str) -> list[dict]:
         es = evals[split]
@@ -134,14 +158,16 @@ def build_programs(task: Task, sm: SplitModel, tx: Any, layout: Layout, *, loade
     batch = loader.example()
     key0 = jax.random.key(0)
     sums_shape = jax.eval_shape(
-        lambda s, xy: guard_step(s, *plain_step(s, *xy, key0, norm=True), skip=False)[1], one_state, batch)
+        lambda s, xy: guard_step(s, *plain_step(s, *xy, key0, norm=True), skip=False)[1], one_state, batch
+    )
     train_lead = (layout.num_devices,) if pmap else lead
     train_zeros = zeros_maker(sums_shape, layout.state_sharding, train_lead)
 
     @jax.jit
     def where_improved(improved, new, old):
-        return jax.tree.map(lambda a, b: jnp.where(improved.reshape(improved.shape + (1,) * (a.ndim - improved.ndim)),
-                                                   a, b), new, old)
+        return jax.tree.map(
+            lambda a, b: jnp.where(improved.reshape(improved.shape + (1,) * (a.ndim - improved.ndim)), a, b), new, old
+        )
 
     def keep_best(improved: list[bool], new: Any, old: Any) -> Any:
         mask = np.asarray(improved) if copies else np.asarray(improved[0])
@@ -149,14 +175,22 @@ def build_programs(task: Task, sm: SplitModel, tx: Any, layout: Layout, *, loade
 
     # About 6 operations per parameter and example (forward and backward) for a dense model.
     run_flops = 6.0 * count_params(sm.params) * loader.batch_size * total_steps * layout.num_copies
-    k = xla_cpu.steps_per_call(steps_per_call, platform=platform, conv=conv, devices=layout.num_devices,
-                               run_flops=run_flops)
-    return Programs(train, evaluate, train_zeros, keep_best, k,
-                    xla_cpu.bounded_dispatch(platform=platform, devices=layout.num_devices))
+    k = xla_cpu.steps_per_call(
+        steps_per_call, platform=platform, conv=conv, devices=layout.num_devices, run_flops=run_flops
+    )
+    return Programs(
+        train,
+        evaluate,
+        train_zeros,
+        keep_best,
+        k,
+        xla_cpu.bounded_dispatch(platform=platform, devices=layout.num_devices),
+    )
 
 
 def zeros_maker(shapes: Any, sharding: Any, lead: tuple = ()) -> Callable[[], Any]:
     """Fresh accumulators shaped like `shapes` with `lead` axes in front, made by one compiled
     call (a reset per leaf would be a dispatch and a transfer each, between two train calls)."""
-    return jax.jit(lambda: jax.tree.map(lambda s: jnp.zeros((*lead, *s.shape), s.dtype), shapes),
-                   out_shardings=sharding)
+    return jax.jit(
+        lambda: jax.tree.map(lambda s: jnp.zeros((*lead, *s.shape), s.dtype), shapes), out_shardings=sharding
+    )

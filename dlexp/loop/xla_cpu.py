@@ -61,6 +61,8 @@ def compiler_options(kernels: str, *, platform: str, pmap: bool) -> dict[str, An
     if kernels == "xla" or platform != "cpu":
         return None
     if pmap:
-        raise ConfigError(f"trainer.cpu_kernels={kernels} needs a jit-compiled step; jax.pmap takes no compiler "
-                          "options: use trainer.parallel=mesh (the same data parallelism) or trainer.cpu_kernels=xla")
+        raise ConfigError(
+            f"trainer.cpu_kernels={kernels} needs a jit-compiled step; jax.pmap takes no compiler "
+            "options: use trainer.parallel=mesh (the same data parallelism) or trainer.cpu_kernels=xla"
+        )
     return dict(YNN_DOTS)

@@ -11,7 +11,7 @@ each step), in eval mode it uses the mean, so evaluation is deterministic.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -64,7 +64,13 @@ class Autoencoder(nnx.Module):
         z = mean
         if self.variational and not self.deterministic:
             if rngs is None:
-                raise ValueError("a VAE in train mode needs rngs to sample its code: model(x, rngs=nnx.Rngs(dropout=key))")
+                raise ValueError(
+                    "a VAE in train mode needs rngs to sample its code: model(x, rngs=nnx.Rngs(dropout=key))"
+                )
             z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rngs.dropout(), mean.shape, mean.dtype)
-        kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1) if self.variational else jnp.zeros(x.shape[0])
+        kl = (
+            0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=-1)
+            if self.variational
+            else jnp.zeros(x.shape[0])
+        )
         return {"recon": self.decode(z, rngs=rngs), "kl": kl}

@@ -7,7 +7,7 @@ the head's input size is worked out from `in_shape` at construction.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from flax import nnx
 

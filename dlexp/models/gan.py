@@ -11,7 +11,7 @@ labels are. `model(x)` is the discriminator's logit; `model.generate(z)` samples
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 from flax import nnx

@@ -12,7 +12,7 @@ jitted step is the global batch's mean: the statistics are cross-device already.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from flax import nnx
 

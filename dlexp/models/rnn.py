@@ -8,7 +8,7 @@ direction's last step with the backward direction's first) or the mean over step
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 from flax import nnx
@@ -52,7 +52,9 @@ class RNN(nnx.Module):
         for _ in range(layers):
             fwd = _rnn(Cell(d, self.hidden, rngs=rngs))
             if self.bidirectional:
-                self.layers.append(nnx.Bidirectional(fwd, _rnn(Cell(d, self.hidden, rngs=rngs), reverse=True), rngs=False))
+                self.layers.append(
+                    nnx.Bidirectional(fwd, _rnn(Cell(d, self.hidden, rngs=rngs), reverse=True), rngs=False)
+                )
             else:
                 self.layers.append(fwd)
             d = self.hidden * (2 if self.bidirectional else 1)

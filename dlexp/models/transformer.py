@@ -7,7 +7,7 @@ patches: an [H, W, C] image is cut into (H/p)*(W/p) patches of p*p*C values.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +30,7 @@ class EncoderBlock(nnx.Module):
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, *, rngs: nnx.Rngs):
         self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(
-            heads, dim, dropout_rate=dropout, decode=False, keep_rngs=False, rngs=rngs
-        )
+        self.attn = nnx.MultiHeadAttention(heads, dim, dropout_rate=dropout, decode=False, keep_rngs=False, rngs=rngs)
         self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
         self.fc1 = nnx.Linear(dim, mlp_dim, rngs=rngs)
         self.fc2 = nnx.Linear(mlp_dim, dim, rngs=rngs)
@@ -98,7 +96,9 @@ class Transformer(nnx.Module):
         """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
         t = self.embed(self.tokens(x))
         if self.cls is not None:
-            t = jnp.concatenate([jnp.broadcast_to(self.cls[...].astype(t.dtype), (t.shape[0], 1, t.shape[2])), t], axis=1)
+            t = jnp.concatenate(
+                [jnp.broadcast_to(self.cls[...].astype(t.dtype), (t.shape[0], 1, t.shape[2])), t], axis=1
+            )
         t = self.dropout(t + self.pos[...].astype(t.dtype), rngs=rngs)
         for block in self.blocks:
             t = block(t, rngs=rngs)

@@ -67,6 +67,15 @@ def make_task(
 
 
 __all__ = [
-    "Task", "StepOptions", "make_task", "make_train_step", "make_eval_step", "make_predict",
-    "Classification", "Regression", "Forecasting", "GANTask", "Reconstruction",
+    "Task",
+    "StepOptions",
+    "make_task",
+    "make_train_step",
+    "make_eval_step",
+    "make_predict",
+    "Classification",
+    "Regression",
+    "Forecasting",
+    "GANTask",
+    "Reconstruction",
 ]

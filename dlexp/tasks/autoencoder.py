@@ -10,8 +10,8 @@ returns {"recon": x-shaped, "kl": [batch]} (dlexp.models.Autoencoder); labels un
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax.numpy as jnp
 

@@ -18,8 +18,9 @@ sums are weighted by w; without weights the step is the plain mean, unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -53,20 +54,22 @@ class Task:
     def sums(self, losses, outputs, targets, weights) -> dict:  # metric sums (device)
         raise NotImplementedError
 
-    def train_sums(self, losses, outputs, targets, weights) -> dict:  # a train step's sums: `sums` unless cheaper ones do
+    def train_sums(
+        self, losses, outputs, targets, weights
+    ) -> dict:  # a train step's sums: `sums` unless cheaper ones do
         return self.sums(losses, outputs, targets, weights)
 
     def finalize(self, sums) -> dict[str, float]:  # sums -> numbers (host)
         raise NotImplementedError
 
     # A task with another state or update (a GAN's two nets) overrides these three.
-    def init_state(self, sm: "SplitModel", tx) -> dict:
+    def init_state(self, sm: SplitModel, tx) -> dict:
         return {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
 
-    def make_train_step(self, sm: "SplitModel", tx, axis_name: str | None = None) -> Callable:
+    def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         return make_train_step(self, sm, tx, axis_name)
 
-    def make_eval_step(self, sm: "SplitModel") -> Callable:
+    def make_eval_step(self, sm: SplitModel) -> Callable:
         return make_eval_step(self, sm)
 
 
@@ -101,7 +104,9 @@ def penalty(params, opts: StepOptions):
     """opts.l1 * sum |w| + opts.l2 * sum w^2 over the kernels of `params`."""
     if not (opts.l1 or opts.l2):
         return 0.0
-    kernels = [w for path, w in jax.tree_util.tree_leaves_with_path(params) if getattr(path[-1], "key", None) == "kernel"]
+    kernels = [
+        w for path, w in jax.tree_util.tree_leaves_with_path(params) if getattr(path[-1], "key", None) == "kernel"
+    ]
     l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels) if opts.l1 else 0.0
     l2 = sum(jnp.sum(w**2) for w in kernels) if opts.l2 else 0.0
     return opts.l1 * l1 + opts.l2 * l2
@@ -141,8 +146,9 @@ def weight_total(w, axis_name: str | None = None):
 # ---------------------------------------------------------------------------- the steps
 
 
-def make_train_step(task: Task, sm: SplitModel, tx: optax.GradientTransformation,
-                    axis_name: str | None = None) -> Callable:
+def make_train_step(
+    task: Task, sm: SplitModel, tx: optax.GradientTransformation, axis_name: str | None = None
+) -> Callable:
     """(state, x, y, key, norm=True) -> (state, metric sums): one optimizer update on one batch.
 
     Under `pmap`, `axis_name` names the device axis: gradients are averaged and

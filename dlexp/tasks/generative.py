@@ -14,8 +14,8 @@ the samples (`samples/generated`, logged at each evaluation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -65,8 +65,10 @@ class GANTask(Task):
 
         def train_step(state, x, y, key, norm=True):
             if isinstance(y, dict):  # targets with sample weights (dlexp.tasks.base.unpack_targets)
-                raise DataError("dataset.weight is set, but the GAN task does not use sample weights; "
-                                "remove dataset.weight (or set it to null)")
+                raise DataError(
+                    "dataset.weight is set, but the GAN task does not use sample weights; "
+                    "remove dataset.weight (or set it to null)"
+                )
             params, opt = state["params"], state["opt"]
             k_zd, k_zg, k_d1, k_d2 = jax.random.split(key, 4)
             x = cast_floats(x, dtype)
