@@ -275,6 +275,14 @@ def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = READ_ROWS)
     return out
 
 
+def eval_sets(data, batch_size: int, sharding, multiple: int = 1) -> dict[str, EvalSet]:
+    """The val and test splits on device, in whole batches per device, with their sample weights."""
+    return {
+        s: EvalSet(data.x[s], data.y[s], batch_size, sharding, multiple=multiple, weights=data.sample_weights(s))
+        for s in ("val", "test")
+    }
+
+
 class EvalSet:
     """An evaluation split on device as [batches, B, ...] with a weight per row: 0 for the
     padding, 1 for a real row, or the row's sample weight (`weights`, from dataset.weight)."""

@@ -21,8 +21,7 @@ from flax import nnx
 
 from dlexp.config import TrainerConfig
 from dlexp.data import Dataset
-from dlexp.data.loader import EvalSet, make_loader
-from dlexp.errors import TrainingError
+from dlexp.data.loader import eval_sets, make_loader
 from dlexp.hooks.base import Hook
 from dlexp.loop.guards import (
     GUARD_KEYS,
@@ -33,17 +32,7 @@ from dlexp.loop.guards import (
     val_never_finite,
 )
 from dlexp.loop.plan import Plan, better, parse_objective
-from dlexp.loop.records import (
-    FAILED,
-    RUNNING,
-    Context,
-    CopyRecord,
-    Loop,
-    copies_summary,
-    copy_summary,
-    make_progress,
-    short,
-)
+from dlexp.loop.records import FAILED, RUNNING, Context, CopyRecord, Loop, make_progress, results, short
 from dlexp.loop.step import build_programs, root_keys
 from dlexp.models.split import count_params, has_conv, split_model
 from dlexp.optim import log_steps, rates_at
@@ -82,17 +71,7 @@ def fit(
     loader = make_loader(
         data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies else None
     )
-    evals = {
-        s: EvalSet(
-            data.x[s],
-            data.y[s],
-            trainer.eval_batch_size,
-            layout.replicated,
-            multiple=1 if copies else layout.num_devices,
-            weights=data.sample_weights(s),
-        )
-        for s in ("val", "test")
-    }
+    evals = eval_sets(data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies else layout.num_devices)
     sm = split_model(models[0])  # one graph: the copies differ only in their arrays
     programs = build_programs(
         task,
@@ -127,19 +106,6 @@ def fit(
     def active_mask(flags: tuple[bool, ...]):  # copies: which still train (a stopped or failed copy keeps its state)
         return jax.device_put(np.array(flags), layout.batch) if copies else None
 
-    def fail(c: CopyRecord, error: str) -> None:
-        c.status, c.error = FAILED, error
-        log.warning("seed %d failed: %s", c.seed, c.error)
-
-    def any_left() -> None:
-        """Ends the run with the first copy's error once every copy has failed."""
-        if all(c.status == FAILED for c in loop.copies):
-            raise TrainingError(
-                loop.copies[0].error
-                if len(loop.copies) == 1
-                else f"every copy failed; seed {loop.copies[0].seed}: {loop.copies[0].error}"
-            )
-
     def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
         # Skip keeps the state of a bad step; an update that overflowed with a finite loss still fails the copy.
         finite = np.atleast_1d(jax.device_get(state_finite(layout.unreplicate(loop.state)))) if skip_nonfinite else None
@@ -151,11 +117,11 @@ def fit(
             grad_norm = float(sums.pop("grad_norm")) / measured if measured else None
             guard = {k: sums.pop(k) for k in GUARD_KEYS}
             if guard["nonfinite"] and not skip_nonfinite:
-                fail(c, nonfinite_message(guard, step - steps_in, step, float(sums["loss"])))
+                loop.fail(c, nonfinite_message(guard, step - steps_in, step, float(sums["loss"])))
                 continue
             c.skipped_steps += int(guard["nonfinite"])
             if finite is not None and not finite[i]:
-                fail(c, nonfinite_state_message(step, c.skipped_steps))
+                loop.fail(c, nonfinite_state_message(step, c.skipped_steps))
                 continue
             c.last_train = task.finalize(sums)
             w.scalars(
@@ -169,7 +135,7 @@ def fit(
                     "train/epoch": step / plan.steps_per_epoch,
                 },
             )
-        any_left()
+        loop.raise_if_all_failed()
         progress.set_postfix(short(loop.copies[0].last_train, loop.copies[0].last_val))
         for h in hooks:
             h.on_log(ctx, loop)
@@ -185,12 +151,12 @@ def fit(
             c.last_val = metrics
             w.scalars(step, {f"val/{k}": v for k, v in metrics.items()})
             if skip_nonfinite and val_never_finite(val_streaks[i], metrics.get("loss", float("nan")), step):
-                fail(c, never_finite_message(val_streaks[i][1], step, c.skipped_steps))
+                loop.fail(c, never_finite_message(val_streaks[i][1], step, c.skipped_steps))
                 continue
             value = c.value(obj_metric)
             if better(value, c.best_value, obj_mode):
                 c.best_value, c.best_step, c.best_val, improved[-1] = value, step, dict(metrics), True
-        any_left()
+        loop.raise_if_all_failed()
         if any(improved):
             loop.best_state = programs.keep_best(improved, (current["params"], current["rest"]), loop.best_state)
         progress.set_postfix(short(loop.copies[0].last_train, loop.copies[0].last_val))
@@ -242,8 +208,8 @@ def fit(
     if skip_nonfinite and loop.status != "preempted":  # every val loss non-finite: fails, however few there were
         for c, (ever, evals, last) in zip(loop.copies, val_streaks, strict=True):
             if c.status != FAILED and not ever and evals:
-                fail(c, never_finite_message(evals, last, c.skipped_steps))
-        any_left()
+                loop.fail(c, never_finite_message(evals, last, c.skipped_steps))
+        loop.raise_if_all_failed()
     # A copy whose objective was never finite is tested with its final state.
     final = layout.unreplicate(loop.state)
     never = [c.best_value is None for c in loop.copies]
@@ -256,14 +222,8 @@ def fit(
     for t, w in zip(tests, writers):
         w.scalars(loop.step, {f"test/{k}": v for k, v in t.items()})
     loop.status = "completed" if loop.status == RUNNING else loop.status
-    per_copy = [copy_summary(c, t, objective, loop.step) for c, t in zip(loop.copies, tests)]
     summary = {
-        "status": loop.status,
-        **(
-            copies_summary(per_copy, objective)
-            if copies
-            else {k: v for k, v in per_copy[0].items() if k not in ("seed", "status")}
-        ),
+        **results(loop, tests, objective, copies=copies),
         "steps": loop.step,
         "epochs": round(loop.step / plan.steps_per_epoch, 3),
         "batch_size": plan.batch_size,

@@ -8,17 +8,20 @@ both alike. A checkpoint of `Loop` (its state pytree plus `meta`) is a checkpoin
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from dlexp.errors import TrainingError
 from dlexp.loop.plan import Plan
 from dlexp.models.split import SplitModel
 from dlexp.parallel import Layout
 from dlexp.tasks import Task
 
+log = logging.getLogger("dlexp")
 RUNNING, STOPPED, FAILED = "running", "stopped", "failed"  # a copy's status; stopped: early stopping
 
 
@@ -52,6 +55,17 @@ class Loop:
     stop: bool = False  # a hook (preemption) or the last copy stopping ends the loop after this call
     status: str = RUNNING
     extra: dict = field(default_factory=dict)  # hook state a checkpoint keeps (early-stopping counters)
+
+    def fail(self, copy: CopyRecord, error: str) -> None:
+        copy.status, copy.error = FAILED, error
+        log.warning("seed %d failed: %s", copy.seed, error)
+
+    def raise_if_all_failed(self) -> None:
+        """Ends the run with the first copy's error once every copy has failed."""
+        if all(c.status == FAILED for c in self.copies):
+            first = self.copies[0]
+            several = f"every copy failed; seed {first.seed}: {first.error}"
+            raise TrainingError(first.error if len(self.copies) == 1 else several)
 
     def meta(self) -> dict:
         """The host side of the loop, as JSON-ready values."""
@@ -95,6 +109,14 @@ def copy_summary(c: CopyRecord, test: dict, objective: tuple[str, str], step: in
         **({"skipped_steps": c.skipped_steps} if c.skipped_steps else {}),
         **({"error": c.error} if c.error else {}),
     }
+
+
+def results(loop: Loop, tests: list[dict], objective: tuple[str, str], *, copies: bool) -> dict[str, Any]:
+    """The summary's results: a single run's own, or each copy's with their mean and std."""
+    per_copy = [copy_summary(c, t, objective, loop.step) for c, t in zip(loop.copies, tests)]
+    if copies:
+        return {"status": loop.status, **copies_summary(per_copy, objective)}
+    return {"status": loop.status, **{k: v for k, v in per_copy[0].items() if k not in ("seed", "status")}}
 
 
 def flat_metrics(copy: dict) -> dict[str, float]:
