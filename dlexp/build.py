@@ -8,20 +8,14 @@ from typing import Any
 
 from flax import nnx
 
-from dlexp.config import check_call, parameters, target_kwargs
+from dlexp.config import call_target
 from dlexp.errors import ConfigError
-
-MODEL_INJECTED = ("in_shape", "num_outputs", "rngs")
 
 
 def build_model(node: Any, *, in_shape: tuple[int, ...], num_outputs: int, seed: int) -> nnx.Module:
-    fn, kwargs = target_kwargs(node, "model")
-    check_call(fn, kwargs, "model", injected=MODEL_INJECTED)
-    accepted = parameters(fn)
     given = {"in_shape": tuple(in_shape), "num_outputs": num_outputs, "rngs": nnx.Rngs(seed)}
-    kwargs.update({k: v for k, v in given.items() if k in accepted})
     try:
-        model = fn(**kwargs)
+        model = call_target(node, "model", given)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model: {e}") from None
     if not isinstance(model, nnx.Module):

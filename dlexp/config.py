@@ -357,6 +357,15 @@ def target_kwargs(node: Any, key: str) -> tuple[Any, dict]:
     return import_target(path, key), data
 
 
+def call_target(node: Any, key: str, given: dict[str, Any]) -> Any:
+    """Calls the `_target_` of a config node with its keys, checked against the target's signature,
+    plus those of `given` (what dlexp supplies: rngs, seed, run_dir, ...) that the target names."""
+    fn, kwargs = target_kwargs(node, key)
+    check_call(fn, kwargs, key, injected=tuple(given))
+    accepted = parameters(fn)
+    return fn(**kwargs, **{k: v for k, v in given.items() if k in accepted})
+
+
 # --------------------------------------------------------------------------- overrides
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dlexp.config import check_call, parameters, target_kwargs
+from dlexp.config import call_target
 from dlexp.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -98,17 +98,11 @@ def check_weight_values(w: np.ndarray, name: str, where: str) -> None:
 
 
 # Arguments dlexp supplies to a dataset `_target_` when its signature takes them.
-INJECTED = ("seed", "cache_dir", "task")
 
 
 def load_dataset(node: Any, *, seed: int, cache_dir: str, task: str = "auto") -> Dataset:
     """Builds the data set from its config node (`_target_` plus keyword arguments)."""
-    fn, kwargs = target_kwargs(node, "dataset")
-    check_call(fn, kwargs, "dataset", injected=INJECTED)
-    accepted = parameters(fn)
-    extra = {"seed": seed, "cache_dir": cache_dir, "task": task}
-    kwargs.update({k: v for k, v in extra.items() if k in accepted})
-    data = fn(**kwargs)
+    data = call_target(node, "dataset", {"seed": seed, "cache_dir": cache_dir, "task": task})
     if not isinstance(data, Dataset):
         raise DataError(f"dataset._target_ returned {type(data).__name__}, expected dlexp.data.Dataset")
     data.check_nonempty()

@@ -12,29 +12,22 @@ from __future__ import annotations
 
 import logging
 
-from dlexp.config import TrainConfig, check_call, target_kwargs
+from dlexp.config import TrainConfig, call_target
 from dlexp.errors import ConfigError
 from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
 
 __all__ = ["Hook", "build_hooks"]
-INJECTED = ("cfg", "run_dir")
 
 
 def build_hooks(cfg: TrainConfig, run_dir: str, *, copies: bool = False) -> list[Hook]:
-    from dlexp.config import parameters
-
     hooks: list[Hook] = []
     for name, node in cfg.callbacks.items():
         if node is None:  # callbacks.<name>=null turns a hook off
             continue
         key = f"callbacks.{name}"
-        fn, kwargs = target_kwargs(node, key)
-        check_call(fn, kwargs, key, injected=INJECTED)
-        accepted = parameters(fn)
-        kwargs.update({k: v for k, v in {"cfg": cfg, "run_dir": run_dir}.items() if k in accepted})
-        made = fn(**kwargs)
+        made = call_target(node, key, {"cfg": cfg, "run_dir": run_dir})
         for hook in made if isinstance(made, (list, tuple)) else [made]:
             if hook is None:
                 continue
