@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from dlexp.checkpoint import Checkpoints, abstract_of, checkpoint_dir, json_restored
 from dlexp.config import CheckpointConfig
 from dlexp.errors import ConfigError
 from dlexp.hooks.base import Hook
+from dlexp.models.split import all_finite
 
 log = logging.getLogger("dlexp")
 
@@ -59,10 +59,7 @@ def check_resumable(meta: dict, ctx: Any, directory: str) -> None:
         )
 
 
-@jax.jit
-def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+params_finite = jax.jit(all_finite)
 
 
 class CheckpointHook(Hook):
@@ -117,7 +114,7 @@ class CheckpointHook(Hook):
 
     def save(self, ctx: Any, loop: Any) -> None:
         state = ctx.layout.unreplicate(loop.state)
-        if not bool(_all_finite(state["params"])):
+        if not bool(params_finite(state["params"])):
             log.warning("not saving step %d: its parameters are not finite (the last checkpoint stays)", loop.step)
             return
         params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])

@@ -25,7 +25,6 @@ from dlexp.data.loader import eval_sets, make_loader
 from dlexp.hooks.base import Hook
 from dlexp.loop.guards import (
     GUARD_KEYS,
-    all_finite,
     never_finite_message,
     nonfinite_message,
     nonfinite_state_message,
@@ -34,7 +33,7 @@ from dlexp.loop.guards import (
 from dlexp.loop.plan import Plan, better, parse_objective
 from dlexp.loop.records import FAILED, RUNNING, Context, CopyRecord, Loop, make_progress, results, short
 from dlexp.loop.step import build_programs, root_keys
-from dlexp.models.split import count_params, has_conv, split_model
+from dlexp.models.split import all_finite, count_params, has_conv, split_model
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout
 from dlexp.tasks import Task
@@ -98,7 +97,7 @@ def fit(
         h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
     # nan_policy=skip: each copy's [val loss ever finite, non-finite evaluations in a row, last evaluated step]
     val_streaks = loop.extra.setdefault("val_finite", [[False, 0, 0] for _ in seeds]) if skip_nonfinite else []
-    state_finite = jax.jit(jax.vmap(all_finite) if copies else all_finite)
+    state_finite = jax.jit(jax.vmap(all_finite) if copies else all_finite) if skip_nonfinite else None
 
     def running() -> tuple[bool, ...]:
         return tuple(c.status == RUNNING for c in loop.copies)
@@ -108,8 +107,9 @@ def fit(
 
     def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
         # Skip keeps the state of a bad step; an update that overflowed with a finite loss still fails the copy.
-        finite = np.atleast_1d(jax.device_get(state_finite(layout.unreplicate(loop.state)))) if skip_nonfinite else None
-        window = layout.per_copy(jax.device_get(acc_w))  # the window's one sync (and the state check's, under skip)
+        finite = state_finite(layout.unreplicate(loop.state)) if state_finite is not None else None
+        host, finite = jax.device_get((acc_w, finite))  # the window's one sync (with the state check, under skip)
+        window = layout.per_copy(host)
         for i, (c, sums, w) in enumerate(zip(loop.copies, window, writers)):
             if c.status != RUNNING:
                 continue
@@ -120,7 +120,7 @@ def fit(
                 loop.fail(c, nonfinite_message(guard, step - steps_in, step, float(sums["loss"])))
                 continue
             c.skipped_steps += int(guard["nonfinite"])
-            if finite is not None and not finite[i]:
+            if finite is not None and not np.atleast_1d(finite)[i]:
                 loop.fail(c, nonfinite_state_message(step, c.skipped_steps))
                 continue
             c.last_train = task.finalize(sums)

@@ -26,12 +26,6 @@ GUARD_KEYS = ("nonfinite", "first_nonfinite")  # sums the guard adds; not metric
 NEVER_FINITE_EVALS = 3  # val evaluations in a row with a non-finite loss, and none finite before: the copy fails
 
 
-def all_finite(tree) -> jax.Array:
-    """Whether every float value of `tree` is finite (one fused reduction)."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
 def guard_step(old: dict, new: dict, sums: dict, *, skip: bool, active=None) -> tuple[dict, dict]:
     """(state, sums) after one step: flags a non-finite loss or gradient and, under skip, undoes it.
 

@@ -22,7 +22,7 @@ from dlexp.parallel import Layout
 from dlexp.tasks import Task
 
 log = logging.getLogger("dlexp")
-RUNNING, STOPPED, FAILED = "running", "stopped", "failed"  # a copy's status; stopped: early stopping
+RUNNING, FAILED = "running", "failed"  # a copy's status, besides "stopped" (early stopping sets it)
 
 
 @dataclass

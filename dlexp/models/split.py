@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 
@@ -37,6 +38,12 @@ def split_model(model: nnx.Module) -> SplitModel:
 
 def count_params(params: dict) -> int:
     return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every float value of a tree of arrays is finite (one fused reduction under jit)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def has_conv(model: nnx.Module) -> bool:
