@@ -37,7 +37,8 @@ class SweepReport(Callback):
         except SystemExit as e:  # no job dirs at all
             print(e, file=sys.stderr)
             sys.exit(1)
-        failed = ranked.filter(pl.col("status") != "completed").get_column("job").unique().to_list()
+        done = pl.col("status").is_in(["completed", "pruned"])  # a pruned trial ended as its search asked
+        failed = ranked.filter(~done).get_column("job").unique().to_list()
         if failed:
             print(
                 f"{len(failed)} of {ranked.get_column('job').n_unique()} jobs failed: {', '.join(failed)}",

@@ -105,6 +105,7 @@ class TrainerConfig:
     precision: Precision = Precision.float32
     nan_policy: NanPolicy = NanPolicy.stop
     seeds: Any | None = None  # a list of seeds, or a count: that many copies in one vmapped program
+    copies: Any | None = None  # a list of override sets of vectorizable keys: one copy each (dlexp/copies.py)
     resume: str | None = None  # a run dir to continue from (the run's own dir is resumed automatically)
     compile_cache: bool = True  # JAX's persistent compilation cache under paths.cache
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -153,6 +154,13 @@ class LossConfig:
 
 
 @dataclass
+class SweepConfig:
+    pack: bool = True  # -m with hydra/sweeper=dlexp: run jobs that differ only in vectorizable keys as one program
+    memory_gb: float | None = None  # what a packed program may use (null: the device's memory; CPU: half the RAM)
+    members: str | None = None  # set by the sweeper: the pack file naming the jobs this program trains
+
+
+@dataclass
 class TrainConfig:
     """A run's whole config: the one source of defaults (conf/ YAML picks group options and presets)."""
 
@@ -165,6 +173,7 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     callbacks: dict[str, Any] = field(default_factory=dict)  # hooks by name: `_target_` + arguments, or null (off)
     task: Task = Task.auto
     seed: int = 0

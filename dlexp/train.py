@@ -25,9 +25,12 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" i
 register_configs()
 
 
-def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[float, dict[str, Any]]:
+def run(
+    cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None, copy_dirs: list[str] | None = None
+) -> tuple[float, dict[str, Any]]:
     """Trains one run into `run_dir`; returns (objective value, summary). `data`: an
-    already prepared data set (a cross-validation fold) instead of cfg.dataset."""
+    already prepared data set (a cross-validation fold) instead of cfg.dataset. `copy_dirs`:
+    a packed sweep's job dirs, one per copy of `trainer.copies`, each written as a run of its own."""
     t0 = time.perf_counter()
     config_text = OmegaConf.to_yaml(OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg, resolve=True)
     cfg = typed(cfg)
@@ -42,14 +45,16 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
 
     from dlexp import optim, resume, rundir
     from dlexp.build import build_model, model_summary
+    from dlexp.copies import Hyper, check_one_graph, copy_specs, with_values
     from dlexp.data import load_dataset
     from dlexp.data.augment import make_augment
     from dlexp.data.report import report_text
     from dlexp.hooks import build_hooks
     from dlexp.jobs import job_resources
     from dlexp.loop.fit import fit
+    from dlexp.loop.records import CopyRecord
     from dlexp.loop.plan import plan_steps
-    from dlexp.models.split import has_conv
+    from dlexp.models.split import has_conv, split_model
     from dlexp.tasks import make_task
     from dlexp.writers import copy_writers, make_writers
 
@@ -57,12 +62,13 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
     main = parallel.is_main_process()  # only process 0 writes files
     release_run_dir = lambda: None  # noqa: E731
     if main:
-        resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run there is never overwritten
+        if not copy_dirs:  # (a packed program's dir holds no checkpoint: its jobs' dirs do)
+            resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run is never overwritten
         release_run_dir = resume.claim(run_dir)
-        rundir.write_json(
-            os.path.join(run_dir, "run.json"),
-            {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()},
-        )
+        info = {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()}
+        for d in [run_dir, *(copy_dirs or [])]:
+            os.makedirs(d, exist_ok=True)
+            rundir.write_json(os.path.join(d, "run.json"), info)
     writers = make_writers(cfg.logger, run_dir, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
@@ -73,7 +79,8 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
         if data is None:  # a cross-validation fold brings its own
             data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=cfg.task)
         if main:
-            rundir.write_json(os.path.join(run_dir, "prep.json"), data.prep)
+            for d in [run_dir, *(copy_dirs or [])]:  # how to prepare new data: beside every checkpoint
+                rundir.write_json(os.path.join(d, "prep.json"), data.prep)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
         report = report_text(data.prep)
         log.info("data report:\n%s", report)
@@ -87,11 +94,15 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
             return summary["objective"]["value"], summary
 
         # -------------------------------------------------------------- model, layout, optimizer, task
-        copies = cfg.trainer.seeds is not None  # several seeds as copies in one vmapped program
-        seeds = seed_list(cfg.trainer.seeds, cfg.seed) if copies else [cfg.seed]
+        specs = copy_specs(cfg)  # trainer.seeds / trainer.copies: copies in one vmapped program
+        copies = specs is not None
+        cfgs = [with_values(cfg, s.values) for s in specs] if specs else [cfg]
+        seeds = [c.seed for c in cfgs]
         models = [
-            build_model(cfg.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=s) for s in seeds
+            build_model(c.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=c.seed) for c in cfgs
         ]
+        if specs:
+            check_one_graph([split_model(m).train_def for m in models], specs)
         n_train = data.sizes()["train"]
         kind, n_dev = parallel.choose_parallel(
             cfg.trainer.parallel,
@@ -101,16 +112,27 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
         )
         layout = parallel.make_layout(kind, n_dev, copies=len(seeds) if copies else 0)
         plan = plan_steps(cfg.trainer, n_train, 1 if copies else layout.num_devices)
-        tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
-        task = make_task(
-            data.task,
-            num_outputs=data.num_outputs,
-            target_scale=data.target_scale,
-            classes=data.classes,
-            model=models[0],
-            loss=cfg.loss,
-            precision=cfg.trainer.precision,
-        )
+        tx, _ = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
+        tasks = [
+            make_task(
+                data.task,
+                num_outputs=data.num_outputs,
+                target_scale=data.target_scale,
+                classes=data.classes,
+                model=models[0],
+                loss=c.loss,
+                precision=cfg.trainer.precision,
+            )
+            for c in cfgs
+        ]
+        task = tasks[0]
+        hypers = [Hyper(optim.hyperparameters(c.optimizer), t.hyperparameters()) for c, t in zip(cfgs, tasks)]
+        schedules = [optim.make_schedule(h.optimizer["lr"], cfg.schedule, plan.total_steps) for h in hypers]
+        if specs and data.stream is None:  # a streamed split refuses copies itself (dlexp/data/loader.py)
+            from dlexp.sweeper.memory import check_copies_fit
+
+            sm = split_model(models[0])
+            check_copies_fit(data, task, sm, tx, plan.batch_size, len(specs), cfg.sweep.memory_gb)
         summary_text = model_summary(models[0])  # walks the whole graph: once
         log.info("model:\n%s", summary_text)
         log.info(
@@ -122,21 +144,25 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
             layout.kind,
             layout.num_devices,
             jax.default_backend(),
-            f", seeds {seeds}" if copies else "",
+            f", {len(seeds)} copies: {', '.join(s.label for s in specs)}" if specs else "",
         )
         writers.text("config", config_text)
         writers.text("model", summary_text)
-        per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in seeds] if copies else [writers]
+        if copy_dirs:
+            per_copy = [make_writers(cfg.logger, d, main) for d in copy_dirs]
+        else:
+            per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in specs] if specs else [writers]
 
         # -------------------------------------------------------------- fit and test
         objective = (cfg.objective.metric, str(cfg.objective.mode))
-        hooks = build_hooks(cfg, run_dir, copies=copies)
+        hooks = build_hooks(cfg, run_dir, copies=copies, copy_dirs=copy_dirs)
         result, _best = fit(
             task=task,
             models=models,
-            seeds=seeds,
+            copies=[CopyRecord(c.seed, s.label, s.values) for c, s in zip(cfgs, specs)] if specs else [CopyRecord(cfg.seed)],
             tx=tx,
-            schedule=schedule,
+            hypers=hypers,
+            schedules=schedules,
             data=data,
             plan=plan,
             trainer=cfg.trainer,
@@ -147,7 +173,10 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
             augment=make_augment(data.augment),
         )  # dataset.augment: images, training batches only
         summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
-        record_results(summary, per_copy, hparams_of(cfg, plan.batch_size))
+        if copy_dirs:  # a packed sweep job: each copy is compared by its own job's overrides
+            record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs])
+        else:
+            record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size)] * len(per_copy))
         if cfg.logger.console:
             print_results(summary, run_dir)
         return summary["objective"]["value"], summary
@@ -163,6 +192,10 @@ def run(cfg: DictConfig | TrainConfig, run_dir: str, data: Any = None) -> tuple[
             getattr(h, "close", lambda: None)()
         if main:
             rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
+            if copy_dirs:
+                from dlexp.sweeper.members import write_member_summaries
+
+                write_member_summaries(summary, copy_dirs, run_dir)
         for w in {id(w): w for w in [writers, *per_copy]}.values():
             w.close()
         release_run_dir()
@@ -173,14 +206,16 @@ def copy_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return summary.get("copies") or [summary]
 
 
-def record_results(summary: dict[str, Any], writers: list, hparams: dict[str, Any]) -> None:
+def record_results(summary: dict[str, Any], writers: list, hparams: list[dict[str, Any]]) -> None:
     """Each copy's best val metrics and its HParams entry (the HParams dashboard reads these tags)."""
     from dlexp.loop.records import flat_metrics
 
-    for w, c in zip(writers, copy_results(summary)):
+    for w, c, hp in zip(writers, copy_results(summary), hparams):
         metrics = flat_metrics(c)
         w.scalars(summary["steps"], {k: v for k, v in metrics.items() if k.startswith("best/")})
-        w.hparams({**hparams, "seed": c.get("seed", hparams["seed"])}, metrics)
+        own = c.get("values", {})  # a copy's values (as overrides give them where they do)
+        lr = {"lr": own.get("optimizer.lr", hp["lr"]), "seed": c.get("seed", hp["seed"])}
+        w.hparams({**hp, **lr, **{k: v for k, v in own.items() if k not in hp}}, metrics)
 
 
 def print_results(summary: dict[str, Any], run_dir: str) -> None:
@@ -199,14 +234,14 @@ def print_results(summary: dict[str, Any], run_dir: str) -> None:
         return
     if "copies" in summary:
         rows = {
-            f"{c['seed']}" + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
+            c["label"] + (" (failed)" if c["status"] == "failed" else ""): headline(c["test"])
             for c in summary["copies"]
         }
         rows["mean"] = {k[5:]: v for k, v in summary["mean"].items() if k.startswith("test/") and "/" not in k[5:]}
         rows["std"] = {k[5:]: v for k, v in summary["std"].items() if k.startswith("test/") and "/" not in k[5:]}
-        print("test metrics of each copy's best state:\n" + summary_table(rows, "seed"), file=sys.stderr)
+        print("test metrics of each copy's best state:\n" + summary_table(rows, "copy"), file=sys.stderr)
         print(
-            f"objective {o['metric']} = {o['value']} +- {o['std']} over seeds {summary['seeds']}  (run dir: {run_dir})",
+            f"objective {o['metric']} = {o['value']} +- {o['std']} over {len(summary['copies'])} copies  (run dir: {run_dir})",
             file=sys.stderr,
         )
         return
@@ -215,9 +250,9 @@ def print_results(summary: dict[str, Any], run_dir: str) -> None:
     print(f"objective {o['metric']} = {o['value']}  (run dir: {run_dir})", file=sys.stderr)
 
 
-def hparams_of(cfg: TrainConfig, batch_size: int) -> dict[str, Any]:
-    """The hyperparameters a run is compared by: its command-line overrides plus the key choices
-    (the batch size the run actually used)."""
+def hparams_of(cfg: TrainConfig, batch_size: int, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The hyperparameters a run is compared by: its command-line overrides (by default, this
+    Hydra job's) plus the key choices (the batch size the run actually used)."""
     hp: dict[str, Any] = {
         "model": str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
         "dataset": str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1],
@@ -226,14 +261,24 @@ def hparams_of(cfg: TrainConfig, batch_size: int) -> dict[str, Any]:
         "batch_size": batch_size,
         "seed": cfg.seed,
     }
-    try:
-        for o in HydraConfig.get().overrides.task:
-            k, _, v = o.lstrip("+~").partition("=")
-            if k != "trainer.batch_size":
-                hp[k] = v
-    except ValueError:
-        pass
+    if overrides is None:
+        try:
+            overrides = list(HydraConfig.get().overrides.task)
+        except ValueError:
+            overrides = []
+    for o in overrides:
+        k, _, v = o.lstrip("+~").partition("=")
+        if k != "trainer.batch_size":
+            hp[k] = v
     return hp
+
+
+def job_overrides(job_dir: str) -> list[str]:
+    """A packed job's own overrides, as the sweeper wrote them into its .hydra/."""
+    from omegaconf import ListConfig
+
+    node = OmegaConf.load(os.path.join(job_dir, ".hydra", "overrides.yaml"))
+    return [str(o) for o in node] if isinstance(node, ListConfig) else []
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
@@ -248,6 +293,10 @@ def main(cfg: DictConfig) -> float:
     sweep_job = hc.mode == RunMode.MULTIRUN
     if sweep_job:
         jobs.share_machine(hc)  # its own cores / GPUs when jobs run side by side; before JAX starts
+    if cfg.get("sweep", {}).get("members"):  # a packed group of sweep jobs (dlexp/sweeper/members.py)
+        from dlexp.sweeper.members import run_members
+
+        return run_members(cfg, run_dir)
     try:
         value, summary = run(cfg, run_dir)
     except Exception as e:

@@ -145,26 +145,28 @@ def make_writers(cfg: Any, run_dir: str, is_main_process: bool = True) -> Writer
     return Writers(ws)
 
 
-class SeedJsonl(JsonlWriter):
-    """metrics.jsonl rows of one copy of a run, tagged with its seed."""
+class CopyJsonl(JsonlWriter):
+    """metrics.jsonl rows of one copy of a run, tagged with what tells it apart (seed, name)."""
 
-    def __init__(self, path: str, seed: int):
+    def __init__(self, path: str, tags: dict[str, Any]):
         super().__init__(path)
-        self.seed = seed
+        self.tags = tags
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        super().scalars(step, {"seed": self.seed, **values})
+        super().scalars(step, {**self.tags, **values})
 
 
-def copy_writers(cfg: Any, run_dir: str, seed: int, is_main_process: bool = True) -> Writers:
-    """One copy's writers (trainer.seeds): its own TensorBoard run tb/seed_<s>, its rows of metrics.jsonl."""
+def copy_writers(cfg: Any, run_dir: str, spec: Any, is_main_process: bool = True) -> Writers:
+    """One copy's writers: its own TensorBoard run tb/<label> (trainer.seeds: tb/seed_<s>) and its
+    rows of metrics.jsonl, tagged with its seed, and with its label under trainer.copies."""
     if not is_main_process:
         return Writers()
     ws: list[Any] = []
     if cfg.tensorboard:
-        ws.append(TensorBoardWriter(os.path.join(run_dir, "tb", f"seed_{seed}")))
+        ws.append(TensorBoardWriter(os.path.join(run_dir, "tb", spec.label)))
     if cfg.jsonl:
-        ws.append(SeedJsonl(os.path.join(run_dir, "metrics.jsonl"), seed))
+        tags = {"seed": spec.values["seed"]} if set(spec.values) == {"seed"} else {"copy": spec.label}
+        ws.append(CopyJsonl(os.path.join(run_dir, "metrics.jsonl"), tags))
     return Writers(ws)
 
 

@@ -109,7 +109,7 @@ def test_skip_fails_a_run_whose_state_turns_nonfinite(compose, tmp_path):
 
 
 def test_copies_whose_val_loss_is_never_finite_fail_the_run(compose, tmp_path):
-    with pytest.raises(TrainingError, match="every copy failed; seed 0: the val loss was not finite"):
+    with pytest.raises(TrainingError, match="every copy failed; seed_0: the val loss was not finite"):
         run(
             compose([*TINY, *BLOW_UP, "trainer.steps=24", "trainer.seeds=[0,1]", "trainer.checkpoint.enabled=false"]),
             str(tmp_path / "r"),

@@ -85,7 +85,7 @@ def test_a_copy_that_goes_nonfinite_fails_alone_and_the_others_finish(compose, t
 
     assert [broken(s) for s in (3, 4, 6)] == [False, True, False]
     _, vec = run(compose([*FRAGILE, "trainer.seeds=[3,4,6]"]), str(tmp_path / "vec"))
-    assert vec["status"] == "completed" and vec["failed_copies"] == [4]
+    assert vec["status"] == "completed" and vec["failed_copies"] == ["seed_4"]
     status = {c["seed"]: c["status"] for c in vec["copies"]}
     assert status == {3: "completed", 4: "failed", 6: "completed"}
     assert "first at step 1" in vec["copies"][1]["error"]
@@ -110,7 +110,7 @@ def test_nan_policy_skip_with_copies_counts_each_copys_skips(compose, tmp_path):
     # The fragile copy skips every step; its val loss never finite, it fails after 3 evaluations (step 6).
     assert fragile["skipped_steps"] == 6 and "skipped_steps" not in healthy
     assert fragile["status"] == "failed" and "val loss was not finite at any of 3" in fragile["error"]
-    assert healthy["status"] == "completed" and vec["failed_copies"] == [4]
+    assert healthy["status"] == "completed" and vec["failed_copies"] == ["seed_4"]
     assert np.isfinite(healthy["test"]["loss"])
 
 

@@ -70,6 +70,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish_under_joblib(cli, tmp_p
     proc = cli(
         "-m",
         "launcher=joblib",
+        "sweep.pack=false",  # each job its own process and share of the machine
         *TINY,
         "logger=none",
         "optimizer.lr=3e-3,-1,1e-2",

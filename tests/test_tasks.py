@@ -12,7 +12,7 @@ from dlexp.errors import ConfigError
 from dlexp.models import GAN, MLP, Autoencoder
 from dlexp.models.split import split_model
 from dlexp.tasks import Classification, Forecasting, GANTask, Reconstruction, Regression, make_task
-from dlexp.tasks.base import StepOptions, penalty
+from dlexp.tasks.base import penalty
 
 
 class Loss:  # the `loss` config node
@@ -97,20 +97,24 @@ def test_forecasting_reports_the_error_per_step_ahead():
     assert m["mse"] == pytest.approx((0 + 1 + 4) / 3)
 
 
-def test_label_smoothing_changes_the_target():
+def test_label_smoothing_trains_on_the_smoothed_target_and_reports_plain_cross_entropy():
     logits = jnp.array([[4.0, 0.0, 0.0]])
     label = jnp.array([0])
     plain = make_task("classification", num_outputs=3).loss(logits, label)
-    smooth = make_task("classification", num_outputs=3, loss=Loss(label_smoothing=0.3)).loss(logits, label)
+    task = make_task("classification", num_outputs=3, loss=Loss(label_smoothing=0.3))
+    reported = task.loss(logits, label)
+    hyper = {k: jnp.float32(v) for k, v in task.hyperparameters().items()}
+    trained = task.train_losses(reported, logits, label, hyper)
     expected = optax.softmax_cross_entropy(logits, jnp.array([[0.8, 0.1, 0.1]]))
-    np.testing.assert_allclose(smooth, expected, rtol=1e-6)
-    assert float(smooth[0]) > float(plain[0])
+    np.testing.assert_allclose(trained, expected, rtol=1e-6)
+    np.testing.assert_allclose(reported, plain, rtol=0)  # val/test losses stay comparable across smoothings
+    assert float(trained[0]) > float(plain[0])
 
 
 def test_l1_and_l2_penalize_kernels_only():
     params = {"dense": {"kernel": jnp.array([[1.0, -2.0]]), "bias": jnp.array([5.0])}, "bn": {"scale": jnp.ones(2)}}
-    assert float(penalty(params, StepOptions(l1=0.1))) == pytest.approx(0.3)
-    assert float(penalty(params, StepOptions(l2=0.1))) == pytest.approx(0.5)
+    assert float(penalty(params, {"l1": 0.1})) == pytest.approx(0.3)
+    assert float(penalty(params, {"l2": 0.1})) == pytest.approx(0.5)
     x, y = data(n=32, shape=(6,))
     shrunk = train(
         make_task("classification", num_outputs=3, loss=Loss(l2=1.0)),

@@ -21,13 +21,16 @@ log = logging.getLogger("dlexp")
 __all__ = ["Hook", "build_hooks"]
 
 
-def build_hooks(cfg: TrainConfig, run_dir: str, *, copies: bool = False) -> list[Hook]:
+def build_hooks(
+    cfg: TrainConfig, run_dir: str, *, copies: bool = False, copy_dirs: list[str] | None = None
+) -> list[Hook]:
+    """The hooks `cfg.callbacks` lists; `copy_dirs`: each copy's own job dir (a packed sweep)."""
     hooks: list[Hook] = []
     for name, node in cfg.callbacks.items():
         if node is None:  # callbacks.<name>=null turns a hook off
             continue
         key = f"callbacks.{name}"
-        made = call_target(node, key, {"cfg": cfg, "run_dir": run_dir})
+        made = call_target(node, key, {"cfg": cfg, "run_dir": run_dir, "copy_dirs": copy_dirs})
         for hook in made if isinstance(made, (list, tuple)) else [made]:
             if hook is None:
                 continue
@@ -40,6 +43,6 @@ def build_hooks(cfg: TrainConfig, run_dir: str, *, copies: bool = False) -> list
     if copies:
         left = sorted({type(h).__name__ for h in hooks if not h.copies_ok})
         if left:
-            log.info("trainer.seeds: %s work on single runs and are left out", ", ".join(left))
+            log.info("copies: %s work on single runs and are left out", ", ".join(left))
         hooks = [h for h in hooks if h.copies_ok]
     return hooks

@@ -77,11 +77,14 @@ def early_stopping(cfg: TrainConfig) -> Hook | None:
     return EarlyStopping(es.patience, es.min_delta) if es.patience is not None else None
 
 
-def checkpoint(cfg: TrainConfig, run_dir: str) -> Hook | None:
-    """Orbax checkpoints at trainer.checkpoint's cadence; resumes this dir's or trainer.resume's."""
-    from dlexp.hooks.checkpoint import CheckpointHook
+def checkpoint(cfg: TrainConfig, run_dir: str, copy_dirs: list[str] | None = None) -> Hook | None:
+    """Orbax checkpoints at trainer.checkpoint's cadence; resumes this dir's or trainer.resume's.
+    A packed sweep (`copy_dirs`: each copy's job dir) keeps each job's in its own dir."""
+    from dlexp.hooks.checkpoint import CheckpointHook, MemberCheckpoints
     from dlexp.resume import resume_source
 
+    if copy_dirs:
+        return MemberCheckpoints(copy_dirs, cfg.trainer.checkpoint) if cfg.trainer.checkpoint.enabled else None
     source = resume_source(cfg, run_dir)  # checks trainer.resume even when checkpoints are off
     if not cfg.trainer.checkpoint.enabled:
         return None

@@ -27,6 +27,7 @@ def run_meta(ctx: Any, loop: Any) -> dict:
     return {
         **loop.meta(),
         "seeds": ctx.seeds,
+        "labels": [c.label for c in loop.copies],
         "objective": list(ctx.objective),
         "plan": {
             "batch_size": plan.batch_size,
@@ -36,13 +37,18 @@ def run_meta(ctx: Any, loop: Any) -> dict:
     }
 
 
-def check_resumable(meta: dict, ctx: Any, directory: str) -> None:
+def check_resumable(meta: dict, ctx: Any, labels: list[str], directory: str) -> None:
     """A resumed run must draw the same batches: same seeds, batch size and epoch length."""
     if meta["seeds"] != ctx.seeds:
         what = lambda seeds: f"seed={seeds[0]}" if len(seeds) == 1 else f"trainer.seeds={seeds}"  # noqa: E731
         raise ConfigError(
             f"{what(ctx.seeds)}, but the checkpoint in {directory} was trained with "
             f"{what(meta['seeds'])}; resume with the same seeds, or start in another run dir"
+        )
+    if meta.get("labels", labels) != labels:
+        raise ConfigError(
+            f"trainer.copies gives copies {labels}, but the checkpoint in {directory} was trained with "
+            f"{meta['labels']}; resume with the same copies, or start in another run dir"
         )
     saved, plan = meta["plan"], ctx.plan
     for key, name in (("batch_size", "trainer.batch_size"), ("steps_per_epoch", "steps per epoch")):
@@ -93,7 +99,7 @@ class CheckpointHook(Hook):
         abstract = abstract_of(ctx.layout.unreplicate(loop.state))
         step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
         meta = json_restored(meta)
-        check_resumable(meta, ctx, self.source.directory)
+        check_resumable(meta, ctx, [c.label for c in loop.copies], self.source.directory)
         if self.source is self.store:
             self.store.set_aside(after=step)
         loop.state = ctx.layout.place_state(state)
@@ -133,3 +139,70 @@ class CheckpointHook(Hook):
     def close(self) -> None:
         """Waits for the last asynchronous save (also after a failure, so it is not cut off)."""
         self.store.close()
+
+
+class MemberCheckpoints(CheckpointHook):
+    """A packed sweep's checkpoints: each copy's slice in its own job dir, saved as a single run's
+    (so `dlexp.evaluate <job dir>` reads it), all at the same steps; restored by stacking the
+    slices at the newest step every job dir holds."""
+
+    def __init__(self, member_dirs: list[str], cfg: CheckpointConfig):
+        super().__init__(member_dirs[0], cfg)
+        self.stores = [self.store] + [
+            Checkpoints(d, keep=int(cfg.keep), async_save=bool(cfg.async_save)) for d in member_dirs[1:]
+        ]
+
+    def common_steps(self) -> list[int]:
+        return sorted(set.intersection(*(set(s.steps()) for s in self.stores)))
+
+    def on_start(self, ctx: Any, loop: Any) -> None:
+        if self.common_steps():
+            self.restore(ctx, loop)
+        self.saved_step, self.saved_epoch = loop.step, loop.epoch
+
+    def restore(self, ctx: Any, loop: Any) -> None:
+        sharding = ctx.layout.replicated
+        one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=sharding), loop.state)
+        for step in reversed(self.common_steps()):
+            try:
+                parts = [s.restore(step, one) for s in self.stores]
+                break
+            except ConfigError:
+                raise
+            except Exception as e:  # a damaged slice: every job goes back to the previous common step
+                log.warning(
+                    "the packed checkpoint at step %d cannot be restored (%s); trying the previous one", step, e
+                )
+        else:
+            return
+        stack = lambda *a: jax.numpy.stack(a)  # noqa: E731
+        state = jax.tree.map(stack, *(p[0] for p in parts))
+        best = jax.tree.map(stack, *(p[1] for p in parts))
+        meta = json_restored(parts[0][2])
+        check_resumable(meta, ctx, [c.label for c in loop.copies], self.store.directory)
+        for s in self.stores:
+            s.set_aside(after=step)
+        loop.state = ctx.layout.place_state(state)
+        loop.load_meta(meta)
+        loop.best_state = (best["params"], best["rest"]) if any(c.best_step >= 0 for c in loop.copies) else None
+        self.resumed_from = step
+        log.info("resumed %d packed jobs from their checkpoints at step %d", len(self.stores), step)
+
+    def save(self, ctx: Any, loop: Any) -> None:
+        state = loop.state
+        params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])
+        meta = run_meta(ctx, loop)
+        for i, store in enumerate(self.stores):
+            one = jax.tree.map(lambda a, i=i: a[i], (state, {"params": params, "rest": rest}))
+            store.save(loop.step, one[0], one[1], meta)
+        self.saved_step, self.saved_epoch, self.saved_at = loop.step, loop.epoch, time.monotonic()
+
+    def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
+        for s in self.stores:
+            s.wait()
+        summary["checkpoint"] = {"steps": self.store.steps(), "resumed_from_step": self.resumed_from}
+        self.close()
+
+    def close(self) -> None:
+        for s in self.stores:
+            s.close()

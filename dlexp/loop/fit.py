@@ -20,6 +20,7 @@ import optax
 from flax import nnx
 
 from dlexp.config import TrainerConfig
+from dlexp.copies import Hyper
 from dlexp.data import Dataset
 from dlexp.data.loader import eval_sets, make_loader
 from dlexp.hooks.base import Hook
@@ -45,9 +46,10 @@ def fit(
     *,
     task: Task,
     models: Sequence[nnx.Module],
-    seeds: list[int],
+    copies: list[CopyRecord],
     tx: Any,
-    schedule: optax.Schedule,
+    hypers: Sequence[Hyper],
+    schedules: Sequence[optax.Schedule],
     data: Dataset,
     plan: Plan,
     trainer: TrainerConfig,
@@ -57,20 +59,25 @@ def fit(
     hooks: Sequence[Hook] = (),
     augment: Callable | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Trains one model per seed (one: a single run), evaluates on val at the cadence, keeps each
-    copy's best state and tests it. `writers`: one per copy. `augment(x, key)` transforms each
-    training batch inside the step. Returns (the summary summary.json holds, the best (params, rest))."""
+    """Trains one model per copy (one: a single run), evaluates on val at the cadence, keeps each
+    copy's best state and tests it. Per copy: a fresh record (its seed, name and values), its
+    `hypers` (the values its state holds), its lr `schedules` (for logging) and `writers`.
+    `augment(x, key)` transforms each training batch inside the step. Returns (the summary
+    summary.json holds, the best (params, rest))."""
     t_start = time.perf_counter()
     obj_metric, obj_mode = objective
     parse_objective(obj_metric, task.metric_names, task.name)
-    copies = layout.kind == "copies"
+    seeds = [c.seed for c in copies]
+    copies_run = layout.kind == "copies"
     skip_nonfinite = trainer.nan_policy == "skip"
 
     # ------------------------------------------------------------------ data on device, programs
     loader = make_loader(
-        data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies else None
+        data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies_run else None
     )
-    evals = eval_sets(data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies else layout.num_devices)
+    evals = eval_sets(
+        data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies_run else layout.num_devices
+    )
     sm = split_model(models[0])  # one graph: the copies differ only in their arrays
     programs = build_programs(
         task,
@@ -88,22 +95,22 @@ def fit(
     )
 
     # ------------------------------------------------------------------ state
-    states = [task.init_state(split_model(m), tx) for m in models]
-    initial = jax.tree.map(lambda *a: jnp.stack(a), *states) if copies else states[0]
-    loop = Loop(state=layout.place_state(initial), copies=[CopyRecord(s) for s in seeds])
+    states = [h.set_in(task.init_state(split_model(m), tx)) for m, h in zip(models, hypers)]
+    initial = jax.tree.map(lambda *a: jnp.stack(a), *states) if copies_run else states[0]
+    loop = Loop(state=layout.place_state(initial), copies=list(copies))
     keys = root_keys(seeds, layout)
     ctx = Context(task, sm, plan, layout, writers[0], list(writers), objective, data, list(seeds))
     for h in hooks:
         h.on_start(ctx, loop)  # e.g. restore a checkpoint into `loop`
     # nan_policy=skip: each copy's [val loss ever finite, non-finite evaluations in a row, last evaluated step]
     val_streaks = loop.extra.setdefault("val_finite", [[False, 0, 0] for _ in seeds]) if skip_nonfinite else []
-    state_finite = jax.jit(jax.vmap(all_finite) if copies else all_finite) if skip_nonfinite else None
+    state_finite = jax.jit(jax.vmap(all_finite) if copies_run else all_finite) if skip_nonfinite else None
 
     def running() -> tuple[bool, ...]:
         return tuple(c.status == RUNNING for c in loop.copies)
 
     def active_mask(flags: tuple[bool, ...]):  # copies: which still train (a stopped or failed copy keeps its state)
-        return jax.device_put(np.array(flags), layout.batch) if copies else None
+        return jax.device_put(np.array(flags), layout.batch) if copies_run else None
 
     def log_train(step: int, acc_w: Any, steps_in: int, elapsed: float) -> None:
         # Skip keeps the state of a bad step; an update that overflowed with a finite loss still fails the copy.
@@ -130,7 +137,7 @@ def fit(
                     **{f"train/{k}": v for k, v in c.last_train.items()},
                     **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
                     **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
-                    "train/lr": lr_at(step),
+                    "train/lr": lr_at[i](step),
                     "train/samples_per_s": steps_in * plan.batch_size / elapsed,
                     "train/epoch": step / plan.steps_per_epoch,
                 },
@@ -164,7 +171,8 @@ def fit(
             h.on_eval(ctx, loop, improved)
 
     # ------------------------------------------------------------------ loop
-    lr_at = rates_at(schedule, log_steps(plan.log_every, plan.total_steps))  # no device work at a log
+    at = log_steps(plan.log_every, plan.total_steps)
+    lr_at = [rates_at(schedule, at) for schedule in schedules]  # no device work at a log
     progress = make_progress(trainer.progress, plan.total_steps, initial=loop.step)
     acc, active_flags = programs.train_zeros(), running()
     active = active_mask(active_flags)
@@ -223,7 +231,7 @@ def fit(
         w.scalars(loop.step, {f"test/{k}": v for k, v in t.items()})
     loop.status = "completed" if loop.status == RUNNING else loop.status
     summary = {
-        **results(loop, tests, objective, copies=copies),
+        **results(loop, tests, objective, copies=copies_run),
         "steps": loop.step,
         "epochs": round(loop.step / plan.steps_per_epoch, 3),
         "batch_size": plan.batch_size,

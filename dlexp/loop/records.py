@@ -28,6 +28,8 @@ RUNNING, FAILED = "running", "failed"  # a copy's status, besides "stopped" (ear
 @dataclass
 class CopyRecord:
     seed: int
+    label: str = ""  # what the copy is called (trainer.copies: its values; trainer.seeds: seed_<s>)
+    values: dict = field(default_factory=dict)  # its own values of vectorizable keys (dlexp/copies.py)
     status: str = RUNNING
     best_value: float | None = None
     best_step: int = -1
@@ -58,13 +60,13 @@ class Loop:
 
     def fail(self, copy: CopyRecord, error: str) -> None:
         copy.status, copy.error = FAILED, error
-        log.warning("seed %d failed: %s", copy.seed, error)
+        log.warning("%s failed: %s", copy.label or f"seed {copy.seed}", error)
 
     def raise_if_all_failed(self) -> None:
         """Ends the run with the first copy's error once every copy has failed."""
         if all(c.status == FAILED for c in self.copies):
             first = self.copies[0]
-            several = f"every copy failed; seed {first.seed}: {first.error}"
+            several = f"every copy failed; {first.label}: {first.error}"
             raise TrainingError(first.error if len(self.copies) == 1 else several)
 
     def meta(self) -> dict:
@@ -101,6 +103,8 @@ class Context:
 def copy_summary(c: CopyRecord, test: dict, objective: tuple[str, str], step: int) -> dict[str, Any]:
     return {
         "seed": c.seed,
+        "label": c.label,
+        "values": c.values,
         "status": c.status if c.status != RUNNING else "completed",
         "objective": {"metric": objective[0], "mode": objective[1], "value": c.best_value},
         "best": {"step": c.best_step if c.best_value is not None else step, "val": c.best_val},
@@ -116,7 +120,8 @@ def results(loop: Loop, tests: list[dict], objective: tuple[str, str], *, copies
     per_copy = [copy_summary(c, t, objective, loop.step) for c, t in zip(loop.copies, tests)]
     if copies:
         return {"status": loop.status, **copies_summary(per_copy, objective)}
-    return {"status": loop.status, **{k: v for k, v in per_copy[0].items() if k not in ("seed", "status")}}
+    drop = ("seed", "status", "label", "values")
+    return {"status": loop.status, **{k: v for k, v in per_copy[0].items() if k not in drop}}
 
 
 def flat_metrics(copy: dict) -> dict[str, float]:
@@ -144,7 +149,7 @@ def copies_summary(copies: list[dict], objective: tuple[str, str]) -> dict[str, 
         },
         "mean": {k: float(np.mean([r[k] for r in rows])) for k in keys},
         "std": {k: float(np.std([r[k] for r in rows])) for k in keys},
-        "failed_copies": [c["seed"] for c in copies if c["status"] == FAILED],
+        "failed_copies": [c["label"] for c in copies if c["status"] == FAILED],
         "copies": copies,
     }
 

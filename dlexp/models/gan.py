@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from dlexp.models.layers import get_activation
+from dlexp.models.layers import Dropout, get_activation
 
 BN_MOMENTUM = 0.9
 KINDS = ("auto", "dcgan", "mlp")
@@ -62,7 +62,7 @@ class ConvDiscriminator(nnx.Module):
         for width in widths:
             self.convs.append(nnx.Conv(c, int(width), (4, 4), strides=2, padding="SAME", rngs=rngs))
             c, h, w = int(width), -(-h // 2), -(-w // 2)
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nnx.Linear(h * w * c, 1, rngs=rngs)
 
     def __call__(self, x, rngs=None):
@@ -90,7 +90,7 @@ class MLPDiscriminator(nnx.Module):
     def __init__(self, shape: tuple[int, ...], widths: Sequence[int], dropout: float, rngs: nnx.Rngs):
         dims = [math.prod(shape), *[int(x) for x in widths]]
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(dims, dims[1:])])
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nnx.Linear(dims[-1], 1, rngs=rngs)
 
     def __call__(self, x, rngs=None):

@@ -21,13 +21,43 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+class Rate(nnx.Variable):
+    """A rate held as model state, not as a constant: copies of one compiled program (a packed
+    sweep, `trainer.copies`) may each have their own. Not a parameter: never trained."""
+
+
+class Dropout(nnx.Module):
+    """`nnx.Dropout` with its rate as state (`Rate`), so a dropout rate is vectorizable.
+
+    A rate of 0 is the identity with no mask drawn; which layers drop is fixed when the model
+    is built, so copies packed together share zero and non-zero rates (the sweeper groups so).
+    """
+
+    def __init__(self, rate: float, *, rng_collection: str = "dropout"):
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"a dropout rate must be in [0, 1), got {rate}")
+        self.active = float(rate) > 0.0
+        self.rate = Rate(jnp.asarray(rate, jnp.float32))
+        self.rng_collection = rng_collection
+        self.deterministic = False  # model.train() / model.eval() switch this
+
+    def __call__(self, x: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
+        if not self.active or self.deterministic:
+            return x
+        if rngs is None:
+            raise ValueError("dropout in train mode needs rngs: model(x, rngs=nnx.Rngs(dropout=key))")
+        keep = 1.0 - self.rate[...].astype(jnp.float32)
+        mask = jax.random.bernoulli(rngs[self.rng_collection](), keep, x.shape)
+        return jax.lax.select(mask, x / keep.astype(x.dtype), jnp.zeros_like(x))
+
+
 def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None) -> jax.Array:
     """`nnx.max_pool` (VALID padding) over [B, H, W, C]; non-overlapping windows are taken
     as the max of strided slices.
 
     Same values; the gradient becomes elementwise selects instead of XLA's select-and-scatter,
     which is slow on CPU: 1.7 vs 56 ms for the gradient of a 2x2 pool of 128x28x28x32 on this
-    2-core machine (README, Speed). Where inputs tie, the gradient is shared between them
+    2-core machine (docs/performance.md). Where inputs tie, the gradient is shared between them
     (select-and-scatter gives it to one); after a ReLU, tied zeros get no gradient either way.
     """
     strides = tuple(strides or window)
@@ -72,7 +102,7 @@ class DenseStack(nnx.Module):
             self.layers.append(nnx.Linear(d_in, int(w), rngs=rngs))
             d_in = int(w)
         self.act = act
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.d_out = d_in
 
     def __call__(self, x, rngs=None):

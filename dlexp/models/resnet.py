@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from flax import nnx
 
-from dlexp.models.layers import image_shape
+from dlexp.models.layers import Dropout, image_shape
 
 BN_MOMENTUM = 0.9  # running averages settle within a few hundred steps (short runs)
 
@@ -64,7 +64,7 @@ class ResNet(nnx.Module):
                 h, w = -(-h // stride), -(-w // stride)
                 self.blocks.append(ResidualBlock(c, int(width), stride, rngs=rngs))
                 c = int(width)
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nnx.Linear(c, num_outputs, rngs=rngs)
 
     def features(self, x, rngs=None):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from dlexp.models.layers import sequence_shape
+from dlexp.models.layers import Dropout, sequence_shape
 
 CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
 READOUTS = ("last", "mean")
@@ -58,7 +58,7 @@ class RNN(nnx.Module):
             else:
                 self.layers.append(fwd)
             d = self.hidden * (2 if self.bidirectional else 1)
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nnx.Linear(d, num_outputs, rngs=rngs)
 
     def _carry(self, layer, batch: int):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlexp.models.layers import sequence_shape
+from dlexp.models.layers import Dropout, sequence_shape
 
 POOLS = ("cls", "mean")
 
@@ -34,7 +34,7 @@ class EncoderBlock(nnx.Module):
         self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
         self.fc1 = nnx.Linear(dim, mlp_dim, rngs=rngs)
         self.fc2 = nnx.Linear(mlp_dim, dim, rngs=rngs)
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def __call__(self, x, rngs=None):
         x = x + self.dropout(self.attn(self.norm1(x), rngs=rngs), rngs=rngs)
@@ -79,7 +79,7 @@ class Transformer(nnx.Module):
         self.blocks = nnx.List(
             [EncoderBlock(dim, heads, int(dim * mlp_ratio), dropout, rngs=rngs) for _ in range(depth)]
         )
-        self.dropout = nnx.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
         self.out = nnx.Linear(dim, num_outputs, rngs=rngs)
 

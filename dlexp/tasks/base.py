@@ -63,8 +63,20 @@ class Task:
         raise NotImplementedError
 
     # A task with another state or update (a GAN's two nets) overrides these three.
+    def hyperparameters(self) -> dict[str, float]:
+        """The loss's vectorizable values that are on (non-zero): the state holds them as arrays
+        (`state["hyper"]`), so copies of one program may each have their own."""
+        values = {"l1": self.opts.l1, "l2": self.opts.l2}
+        return {k: float(v) for k, v in values.items() if v}
+
     def init_state(self, sm: SplitModel, tx) -> dict:
-        return {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
+        state = {"params": sm.params, "rest": sm.rest, "opt": tx.init(sm.params), "step": jnp.zeros((), jnp.int32)}
+        return with_hyper(state, self.hyperparameters())
+
+    def train_losses(self, losses, outputs, targets, hyper: dict):
+        """The per-example loss the gradient follows: `losses` (the reported one) unless a
+        training-only term (label smoothing) changes it."""
+        return losses
 
     def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         return make_train_step(self, sm, tx, axis_name)
@@ -88,8 +100,9 @@ def apply(graphdef, params, rest, fn: Callable, dtype: str = "float32"):
     Returns (fn's output with float32 leaves, the model's new `rest` in the dtypes of
     the old one), so a bfloat16 forward pass never changes the state's dtypes.
     """
-    if dtype != "float32":
-        params, rest_in = cast_floats(params, dtype), cast_floats(rest, dtype)
+    if dtype != "float32":  # scalar state (a dropout `Rate`) stays float32: a setting, not an activation
+        params = cast_floats(params, dtype)
+        rest_in = jax.tree.map(lambda a: a if jnp.ndim(a) == 0 else cast_floats(a, dtype), rest)
     else:
         rest_in = rest
     model = nnx.merge(graphdef, params, rest_in)
@@ -100,16 +113,24 @@ def apply(graphdef, params, rest, fn: Callable, dtype: str = "float32"):
     return cast_floats(out, jnp.float32), new_rest
 
 
-def penalty(params, opts: StepOptions):
-    """opts.l1 * sum |w| + opts.l2 * sum w^2 over the kernels of `params`."""
-    if not (opts.l1 or opts.l2):
+def with_hyper(state: dict, hyper: dict[str, float]) -> dict:
+    """`state` holding the loss hyperparameters `hyper` (none: no "hyper" entry)."""
+    if not hyper:
+        return {k: v for k, v in state.items() if k != "hyper"}
+    return {**state, "hyper": {k: jnp.asarray(v, jnp.float32) for k, v in hyper.items()}}
+
+
+def penalty(params, hyper: dict):
+    """hyper["l1"] * sum |w| + hyper["l2"] * sum w^2 over the kernels of `params` (a term that is
+    off is not computed)."""
+    if "l1" not in hyper and "l2" not in hyper:
         return 0.0
     kernels = [
         w for path, w in jax.tree_util.tree_leaves_with_path(params) if getattr(path[-1], "key", None) == "kernel"
     ]
-    l1 = sum(jnp.sum(jnp.abs(w)) for w in kernels) if opts.l1 else 0.0
-    l2 = sum(jnp.sum(w**2) for w in kernels) if opts.l2 else 0.0
-    return opts.l1 * l1 + opts.l2 * l2
+    l1 = hyper["l1"] * sum(jnp.sum(jnp.abs(w)) for w in kernels) if "l1" in hyper else 0.0
+    l2 = hyper["l2"] * sum(jnp.sum(w**2) for w in kernels) if "l2" in hyper else 0.0
+    return l1 + l2
 
 
 def _forward(graphdef, params, rest, x, key, takes_rngs: bool, dtype: str = "float32"):
@@ -162,11 +183,14 @@ def make_train_step(
         targets = task.targets(x, y)
         total = None if w is None else weight_total(w, axis_name)
 
+        hyper = state.get("hyper", {})
+
         def loss_fn(params):
             out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
             losses = task.loss(out, targets)
-            mean = jnp.mean(losses) if w is None or total is None else jnp.sum(w * losses) / total
-            return mean + penalty(params, opts), (losses, out, rest)
+            trained = task.train_losses(losses, out, targets, hyper)
+            mean = jnp.mean(trained) if w is None or total is None else jnp.sum(w * trained) / total
+            return mean + penalty(params, hyper), (losses, out, rest)
 
         (_, (losses, out, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         if axis_name is not None:
@@ -178,7 +202,7 @@ def make_train_step(
         if axis_name is not None:
             sums = jax.lax.psum(sums, axis_name)
         sums.update(grad_norm_of(grads, norm))
-        return {"params": params, "rest": rest, "opt": opt, "step": state["step"] + 1}, sums
+        return {**state, "params": params, "rest": rest, "opt": opt, "step": state["step"] + 1}, sums
 
     return train_step
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from dlexp import metrics
@@ -20,11 +21,20 @@ class Classification(Task):
     metric_names = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc")
 
     def loss(self, logits, labels):
-        logits = logits.astype("float32")
-        if not self.label_smoothing:
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        target = optax.smooth_labels(jax.nn.one_hot(labels, self.num_classes), self.label_smoothing)
-        return optax.softmax_cross_entropy(logits, target)
+        return optax.softmax_cross_entropy_with_integer_labels(logits.astype("float32"), labels)
+
+    def hyperparameters(self) -> dict[str, float]:
+        smoothing = {"label_smoothing": float(self.label_smoothing)} if self.label_smoothing else {}
+        return {**super().hyperparameters(), **smoothing}
+
+    def train_losses(self, losses, logits, labels, hyper):
+        """Label smoothing trains on (1 - a) * CE(label) + a * mean over classes of -log p; the
+        reported loss (train, val, test) stays the plain cross-entropy, comparable across a."""
+        if "label_smoothing" not in hyper:
+            return losses
+        a = hyper["label_smoothing"]
+        uniform = -jnp.mean(jax.nn.log_softmax(logits.astype("float32")), axis=-1)
+        return (1.0 - a) * losses + a * uniform
 
     def sums(self, losses, logits, labels, weights):
         return metrics.classification_sums(losses, logits, labels, weights, self.num_classes)

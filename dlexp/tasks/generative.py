@@ -40,6 +40,9 @@ class GANTask(Task):
     name = "gan"
     metric_names = ("loss", "d_loss", "g_loss", "d_real", "d_fake")
 
+    def hyperparameters(self) -> dict[str, float]:  # no penalty terms: the two losses are the game's
+        return {}
+
     def init_state(self, sm: SplitModel, tx) -> dict:
         p = sm.params
         opt = {"d": tx.init(p["discriminator"]), "g": tx.init(p["generator"])}

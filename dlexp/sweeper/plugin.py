@@ -1,0 +1,139 @@
+"""The sweep: jobs from a grid or an Optuna search, grouped, launched, and read back.
+
+Each batch of jobs (a whole grid, or the trials Optuna asks for at once) is composed job by
+job. Jobs that compose into packable, equal-but-for-vectorizable-values configs are written
+to a pack file and launched as one job (`sweep.members=<file>`); the others are launched as
+Hydra's basic sweeper would. Every job keeps its number and its dir, `<sweep dir>/<num>`,
+and its outcome is read from its summary.json, whatever launcher ran it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlexp.sweeper.grouping import flat, group_key, own_values, packable, task_config
+from dlexp.sweeper.members import Member, write_failed, write_pack
+
+log = logging.getLogger("dlexp")
+
+
+@dataclass
+class Outcome:
+    """What a job ended with, read from its summary.json."""
+
+    num: int
+    status: str  # completed | failed | pruned | missing
+    value: float | None
+    error: str | None = None
+
+
+class Sweep:
+    """One multirun: `config` is the sweep's composed config, `launcher` Hydra's launcher."""
+
+    def __init__(self, config: DictConfig, hydra_context: Any, launcher: Any):
+        self.config, self.hydra_context, self.launcher = config, hydra_context, launcher
+        self.dir = os.path.abspath(str(config.hydra.sweep.dir))
+        self.launched = 0  # Hydra's job index across launches (its job ids)
+        os.makedirs(self.dir, exist_ok=True)
+        OmegaConf.save(config, os.path.join(self.dir, "multirun.yaml"))
+
+    def job_dir(self, num: int) -> str:
+        return os.path.join(self.dir, str(num))
+
+    def compose(self, overrides: list[str]) -> DictConfig:
+        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+
+    def run_jobs(self, jobs: list[list[str]], first: int, search: dict | None = None) -> list[Outcome]:
+        """Runs `jobs` (override lists), numbered from `first`; `search`: Optuna's study and each
+        job's trial, for pruning inside packed programs."""
+        solo: list[tuple[int, list[str]]] = []
+        groups: dict[str, list[tuple[Member, dict[str, Any]]]] = {}
+        for i, overrides in enumerate(jobs):
+            num = first + i
+            member = Member(num, self.job_dir(num), list(overrides), {})
+            if search:
+                member.trial = search["trials"][i]
+            try:
+                cfg = self.compose(overrides)
+                values = flat(task_config(cfg))
+            except Exception as e:  # a job whose config does not compose fails alone
+                self.write_job_files(member, None)
+                write_failed(member, f"{type(e).__name__}: {e}")
+                continue
+            if packable(values):
+                self.write_job_files(member, cfg)
+                groups.setdefault(group_key(values), []).append((member, values))
+            else:
+                solo.append((num, list(overrides)))
+        launches = [[*o, f"hydra.sweep.subdir={num}"] for num, o in solo]
+        launched: list[list[Member]] = [[Member(num, self.job_dir(num), o, {})] for num, o in solo]
+        for g, members in enumerate(groups.values()):
+            if len(members) == 1:
+                m = members[0][0]
+                launches.append([*m.overrides, f"hydra.sweep.subdir={m.num}"])
+                launched.append([m])
+                continue
+            for (m, _), own in zip(members, own_values([v for _, v in members])):
+                m.values = own
+            first_num = members[0][0].num
+            pack = os.path.join(self.dir, "packs", f"{first_num}.json")
+            extra = {k: v for k, v in (search or {}).items() if k != "trials"}
+            write_pack(pack, [m for m, _ in members], extra)
+            log.info("packing jobs %s into one program", [m.num for m, _ in members])
+            launches.append(
+                [
+                    *members[0][0].overrides,
+                    f"sweep.members={pack}",
+                    f"hydra.sweep.subdir=packs/{first_num}",
+                    "hydra.output_subdir=null",
+                ]
+            )
+            launched.append([m for m, _ in members])
+        if launches:
+            returns = self.launcher.launch(launches, initial_job_idx=self.launched)
+            for ret, members in zip(returns, launched):
+                if ret.status.name == "FAILED":  # a crash outside dlexp's own handling: its jobs say so
+                    error = f"{type(ret._return_value).__name__}: {ret._return_value}"
+                    log.error("jobs %s: %s", [m.num for m in members], error)
+                    for m in members:
+                        if not os.path.exists(os.path.join(m.dir, "summary.json")):
+                            write_failed(m, error)
+            self.launched += len(launches)
+        return [self.outcome(first + i) for i in range(len(jobs))]
+
+    def write_job_files(self, member: Member, cfg: DictConfig | None) -> None:
+        """A packed job's .hydra/ (Hydra writes a solo job's itself), so dlexp.sweep, dlexp.report
+        and dlexp.evaluate read it as any job."""
+        d = os.path.join(member.dir, ".hydra")
+        os.makedirs(d, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(member.overrides), os.path.join(d, "overrides.yaml"))
+        if cfg is not None:
+            task = OmegaConf.to_container(cfg, resolve=False)
+            assert isinstance(task, dict)
+            task.pop("hydra", None)
+            OmegaConf.save(OmegaConf.create(task), os.path.join(d, "config.yaml"))
+
+    def outcome(self, num: int) -> Outcome:
+        try:
+            with open(os.path.join(self.job_dir(num), "summary.json")) as f:
+                summary = json.load(f)
+        except (OSError, ValueError):
+            return Outcome(num, "missing", None, "no summary.json: the job was killed before it ended")
+        value = (summary.get("objective") or {}).get("value")
+        value = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        return Outcome(num, str(summary.get("status")), value, summary.get("error"))
+
+
+def grid(sweep: Sweep, overrides: list[Any]) -> list[Outcome]:
+    """Every combination of the swept values, as Hydra's basic sweeper orders them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    jobs = BasicSweeper.split_arguments(overrides, None)[0]
+    return sweep.run_jobs([list(j) for j in jobs], 0)

@@ -1,0 +1,181 @@
+"""dlexp's sweeper for real: packed grids equal unpacked ones, jobs fail alone, packs split to fit
+memory, a killed packed sweep resumes, and Optuna searches batch their trials."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import ROOT, read_json
+
+from dlexp import sweep
+from dlexp.sweeper.members import Member, chunks
+from dlexp.sweeper.memory import TooManyCopies, check_fit
+
+GRID = [
+    "model=mlp",
+    "dataset=wine",
+    "data_seed=0",  # jobs of both seeds train on one split: they pack together
+    "optimizer=sgd",
+    "trainer.steps=12",
+    "trainer.eval_every=6",
+    "trainer.log_every=6",
+    "trainer.progress=false",
+    "logger.console=false",
+    "seed=0,1",
+    # 1e9 diverges (its copy fails, its siblings finish); -1 is a bad value (its job fails alone)
+    "optimizer.lr=1e-2,3e-2,1e9,-1",
+    # About 2.5 copies of this mlp's estimated size: the 6 valid jobs run 2 at a time.
+    "sweep.memory_gb=0.0088",
+]
+
+
+def table(sweep_dir):
+    df = sweep.collect([str(sweep_dir)]).sort("job")
+    return {row["job"]: row for row in df.iter_rows(named=True)}
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory, cache_dir):
+    """The same 8-job grid packed (the default) and with sweep.pack=false."""
+    out = {}
+    for name, extra in (("packed", []), ("alone", ["sweep.pack=false"])):
+        d = tmp_path_factory.mktemp(name)
+        env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
+        args = [sys.executable, "-m", "dlexp.train", "-m", *GRID, *extra, f"hydra.sweep.dir={d / 'sweep'}"]
+        proc = subprocess.run(args, cwd=d, env=env, capture_output=True, text=True, timeout=600)
+        out[name] = (d / "sweep", proc)
+    return out
+
+
+def test_a_packed_grid_equals_the_grid_run_job_by_job(grids):
+    (packed_dir, packed), (alone_dir, alone) = grids["packed"], grids["alone"]
+    assert packed.returncode == 1 and alone.returncode == 1, packed.stderr[-3000:]  # two jobs fail in each
+    pack = json.loads((packed_dir / "packs" / "0.json").read_text())
+    assert [m["num"] for m in pack["members"]] == list(range(8))
+    assert len(list((packed_dir / "packs" / "0").glob("chunk_*"))) == 3
+    a, b = table(packed_dir), table(alone_dir)
+    assert set(a) == set(b) == {str(i) for i in range(8)}
+    for job, row in a.items():
+        assert row["status"] == b[job]["status"], job
+        if row["status"] == "completed":
+            for k in ("objective", "test/loss", "test/accuracy"):
+                assert row[k] == pytest.approx(b[job][k], rel=2e-4, abs=1e-6), (job, k)
+    lrs = {job: yaml.safe_load((packed_dir / job / ".hydra" / "overrides.yaml").read_text()) for job in a}
+    failed = {job: row["error"] for job, row in a.items() if row["status"] == "failed"}
+    assert all("optimizer.lr=-1" in " ".join(lrs[j]) or "1000000000.0" in " ".join(lrs[j]) for j in failed)
+    assert len(failed) == 4 and sum("must be a positive number" in e for e in failed.values()) == 2
+    assert sum("non-finite" in e for e in failed.values()) == 2
+
+
+def test_each_packed_job_is_a_run_of_its_own(grids):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    packed_dir = grids["packed"][0]
+    for job in ("0", "1", "4", "5"):  # seed 0 and 1 with lr 1e-2 and 3e-2
+        d = packed_dir / job
+        summary = read_json(d / "summary.json")
+        assert summary["status"] == "completed" and summary["steps"] == 12, job
+        assert {"git", "packages", "devices"} <= set(read_json(d / "run.json"))
+        assert (d / ".hydra" / "config.yaml").exists()
+        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        assert [r["test/loss"] for r in rows if "test/loss" in r] == [pytest.approx(summary["test"]["loss"])]
+        acc = EventAccumulator(str(d / "tb"))
+        acc.Reload()
+        assert acc.Scalars("test/loss")[0].value == pytest.approx(summary["test"]["loss"], rel=1e-5)
+        assert sorted(int(s.name) for s in (d / "checkpoints").iterdir() if s.name.isdigit()) == [12]
+    # A packed job's checkpoint is a single run's: dlexp.evaluate reads it alone.
+    from dlexp.evaluate import evaluate
+    from dlexp.saved_run import load_run
+
+    metrics = evaluate(load_run(str(packed_dir / "1")), split="test")["metrics"]
+    assert metrics["loss"] == pytest.approx(read_json(packed_dir / "1" / "summary.json")["test"]["loss"], rel=1e-5)
+
+
+def test_chunks_are_even_and_one_copy_too_big_is_named():
+    members = [Member(i, str(i), [], {}) for i in range(7)]
+    assert [len(c) for c in chunks(members, 3)] == [3, 3, 1] or [len(c) for c in chunks(members, 3)] == [3, 2, 2]
+    assert [len(c) for c in chunks(members[:6], 4)] == [3, 3]
+    with pytest.raises(TooManyCopies, match="one copy alone needs about .* sweep.memory_gb allows") as e:
+        check_fit(4, per_copy=2**30, budget=2**29, data_bytes=0)
+    assert e.value.fit == 0
+    with pytest.raises(TooManyCopies, match="4 copies need about .*; 2 fit") as e:
+        check_fit(4, per_copy=2**20, budget=2**21 + 2**19, data_bytes=0)
+    assert e.value.fit == 2
+
+
+def test_a_killed_packed_sweep_resumes_to_the_same_results(cli, tmp_path, cache_dir):
+    args = [
+        "-m",
+        "model=mlp",
+        "dataset=wine",
+        "data_seed=0",
+        "trainer.steps=400",
+        "trainer.eval_every=50",
+        "trainer.log_every=50",
+        "trainer.progress=false",
+        "trainer.checkpoint.every_steps=50",
+        "trainer.checkpoint.every_epochs=null",  # an epoch of wine is one step
+        "trainer.checkpoint.min_interval_s=0",
+        "trainer.checkpoint.async_save=false",
+        "logger=none",
+        "logger.console=false",
+        "optimizer.lr=1e-3,3e-3",
+    ]
+    whole = cli(*args, f"hydra.sweep.dir={tmp_path / 'whole'}", check=True)
+    assert whole.returncode == 0
+    killed_dir = tmp_path / "killed"
+    env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlexp.train", *args, f"hydra.sweep.dir={killed_dir}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = killed_dir / "1" / "checkpoints" / "100"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed_dir / "0" / "summary.json").exists()  # killed mid-training
+    cli(*args, f"hydra.sweep.dir={killed_dir}", check=True)
+    for job in ("0", "1"):
+        resumed, ref = read_json(killed_dir / job / "summary.json"), read_json(tmp_path / "whole" / job / "summary.json")
+        assert resumed["checkpoint"]["resumed_from_step"] >= 100
+        assert resumed["test"] == ref["test"] and resumed["best"] == ref["best"], job  # bitwise
+
+
+def test_optuna_asks_a_batch_of_trials_and_trains_it_as_one_program(cli, tmp_path):
+    search = tmp_path / "search"
+    args = [
+        "-m",
+        "model=mlp",
+        "model.hidden=[16]",
+        "dataset=wine",
+        "trainer.steps=4",
+        "trainer.eval_every=2",
+        "trainer.progress=false",
+        "trainer.checkpoint.enabled=false",
+        "logger=none",
+        "logger.console=false",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.batch=2",
+        "hydra.sweeper.sampler.seed=0",
+        "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+        "model.dropout=interval(0.05, 0.5)",
+        f"hydra.sweep.dir={search}",
+    ]
+    cli(*args, check=True)
+    packs = sorted(p.name for p in (search / "packs").glob("*.json"))
+    assert packs == ["0.json", "2.json"]  # two batches of two trials, each one program
+    with sqlite3.connect(search / "optuna.db") as db:
+        states = [s for (s,) in db.execute("select state from trials order by number")]
+    assert states == ["COMPLETE"] * 4
+    assert sweep.collect([str(search)]).height == 4
