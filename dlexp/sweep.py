@@ -213,7 +213,7 @@ def report(
         if keys:
             print(f"mean and std over runs with the same {', '.join(keys)}:", file=file)
             print(group(df, keys), file=file)
-    failed = ranked.filter(pl.col("status") != "completed")
+    failed = ranked.filter(~pl.col("status").is_in(["completed", "pruned"]))  # a pruned trial ended as asked
     for row in failed.iter_rows(named=True):
         print(f"job {row['job']} {row['status']}: {row['error']}", file=file)
     cmd = best_command(ranked)

@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dlexp.config import TrainConfig, config_dir, register_configs, seed_list, typed
+from dlexp.config import TrainConfig, config_dir, register_configs, typed
 from dlexp.errors import DlexpError
 
 log = logging.getLogger("dlexp")
@@ -52,8 +52,8 @@ def run(
     from dlexp.hooks import build_hooks
     from dlexp.jobs import job_resources
     from dlexp.loop.fit import fit
-    from dlexp.loop.records import CopyRecord
     from dlexp.loop.plan import plan_steps
+    from dlexp.loop.records import CopyRecord
     from dlexp.models.split import has_conv, split_model
     from dlexp.tasks import make_task
     from dlexp.writers import copy_writers, make_writers
@@ -159,7 +159,9 @@ def run(
         result, _best = fit(
             task=task,
             models=models,
-            copies=[CopyRecord(c.seed, s.label, s.values) for c, s in zip(cfgs, specs)] if specs else [CopyRecord(cfg.seed)],
+            copies=[CopyRecord(c.seed, s.label, s.values) for c, s in zip(cfgs, specs)]
+            if specs
+            else [CopyRecord(cfg.seed)],
             tx=tx,
             hypers=hypers,
             schedules=schedules,
@@ -241,7 +243,8 @@ def print_results(summary: dict[str, Any], run_dir: str) -> None:
         rows["std"] = {k[5:]: v for k, v in summary["std"].items() if k.startswith("test/") and "/" not in k[5:]}
         print("test metrics of each copy's best state:\n" + summary_table(rows, "copy"), file=sys.stderr)
         print(
-            f"objective {o['metric']} = {o['value']} +- {o['std']} over {len(summary['copies'])} copies  (run dir: {run_dir})",
+            f"objective {o['metric']} = {o['value']} +- {o['std']} over {len(summary['copies'])} copies  "
+            f"(run dir: {run_dir})",
             file=sys.stderr,
         )
         return

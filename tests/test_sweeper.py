@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, read_json
+from conftest import QUICK_MLP, ROOT, read_json, start_cli
 
 from dlexp import sweep
 from dlexp.sweeper.members import Member, chunks
@@ -130,14 +130,7 @@ def test_a_killed_packed_sweep_resumes_to_the_same_results(cli, tmp_path, cache_
     whole = cli(*args, f"hydra.sweep.dir={tmp_path / 'whole'}", check=True)
     assert whole.returncode == 0
     killed_dir = tmp_path / "killed"
-    env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlexp.train", *args, f"hydra.sweep.dir={killed_dir}"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli([*args, f"hydra.sweep.dir={killed_dir}"], tmp_path, cache_dir)
     first = killed_dir / "1" / "checkpoints" / "100"
     deadline = time.monotonic() + 300
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -147,7 +140,10 @@ def test_a_killed_packed_sweep_resumes_to_the_same_results(cli, tmp_path, cache_
     assert not (killed_dir / "0" / "summary.json").exists()  # killed mid-training
     cli(*args, f"hydra.sweep.dir={killed_dir}", check=True)
     for job in ("0", "1"):
-        resumed, ref = read_json(killed_dir / job / "summary.json"), read_json(tmp_path / "whole" / job / "summary.json")
+        resumed, ref = (
+            read_json(killed_dir / job / "summary.json"),
+            read_json(tmp_path / "whole" / job / "summary.json"),
+        )
         assert resumed["checkpoint"]["resumed_from_step"] >= 100
         assert resumed["test"] == ref["test"] and resumed["best"] == ref["best"], job  # bitwise
 
@@ -156,15 +152,7 @@ def test_optuna_asks_a_batch_of_trials_and_trains_it_as_one_program(cli, tmp_pat
     search = tmp_path / "search"
     args = [
         "-m",
-        "model=mlp",
-        "model.hidden=[16]",
-        "dataset=wine",
-        "trainer.steps=4",
-        "trainer.eval_every=2",
-        "trainer.progress=false",
-        "trainer.checkpoint.enabled=false",
-        "logger=none",
-        "logger.console=false",
+        *QUICK_MLP,
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.batch=2",
         "hydra.sweeper.sampler.seed=0",
@@ -179,3 +167,28 @@ def test_optuna_asks_a_batch_of_trials_and_trains_it_as_one_program(cli, tmp_pat
         states = [s for (s,) in db.execute("select state from trials order by number")]
     assert states == ["COMPLETE"] * 4
     assert sweep.collect([str(search)]).height == 4
+
+
+def test_a_lagging_trial_is_pruned_inside_its_packed_program(cli, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    base = [
+        "-m",
+        *QUICK_MLP,
+        "trainer.steps=8",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=pruning",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.batch=2",
+        "hydra.sweeper.pruner.name=median",
+        "hydra.sweeper.pruner.n_startup_trials=2",
+    ]
+    cli(*base, "optimizer.lr=interval(0.05, 0.1)", f"hydra.sweep.dir={tmp_path / 'good'}", check=True)
+    # Learning rates 1000x smaller lag the first trials at every evaluation: the median pruner stops them.
+    proc = cli(*base, "optimizer.lr=interval(1e-5, 2e-5)", f"hydra.sweep.dir={tmp_path / 'slow'}", check=True)
+    assert proc.returncode == 0  # a pruned trial is not a failure
+    statuses = [read_json(tmp_path / "slow" / job / "summary.json")["status"] for job in ("0", "1")]
+    assert statuses == ["pruned", "pruned"]
+    assert read_json(tmp_path / "slow" / "0" / "summary.json")["steps"] < 8
+    with sqlite3.connect(tmp_path / "study.db") as db:
+        states = [s for (s,) in db.execute("select state from trials order by number")]
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]

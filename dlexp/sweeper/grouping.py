@@ -36,13 +36,17 @@ def task_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def packable(values: dict[str, Any]) -> bool:
-    """A job that is itself several models, cross-validated or asked to run alone trains alone."""
+    """A job that is itself several models, cross-validated, asks for inspection that acts on single
+    runs (histograms, embeddings, a profile) or is asked to run alone trains alone."""
     return bool(
         values.get("sweep.pack", True)
         and values.get("trainer.seeds") is None
         and values.get("trainer.copies") is None
         and not values.get("trainer.cv.folds")
         and values.get("trainer.parallel") != "pmap"
+        and not values.get("logger.histograms_every")
+        and not values.get("logger.embeddings")
+        and not values.get("logger.profile_steps")
     )
 
 

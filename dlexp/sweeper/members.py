@@ -23,7 +23,17 @@ from dlexp.errors import DlexpError
 log = logging.getLogger("dlexp")
 
 # What every job of a packed program shares from the program's summary.
-SHARED = ("steps", "epochs", "batch_size", "steps_per_call", "num_params", "devices", "train_time_s", "wall_time_s", "checkpoint")
+SHARED = (
+    "steps",
+    "epochs",
+    "batch_size",
+    "steps_per_call",
+    "num_params",
+    "devices",
+    "train_time_s",
+    "wall_time_s",
+    "checkpoint",
+)
 
 
 @dataclass
@@ -115,6 +125,7 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
         chunk = OmegaConf.merge(
             cfg, {"trainer": {"copies": [m.values for m in group], "seeds": None}, "sweep": {"members": None}}
         )
+        assert isinstance(chunk, DictConfig)
         if search:
             with open_dict(chunk):
                 chunk.callbacks.optuna_pruning = pruning

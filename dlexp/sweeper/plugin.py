@@ -74,7 +74,7 @@ class Sweep:
                 solo.append((num, list(overrides)))
         launches = [[*o, f"hydra.sweep.subdir={num}"] for num, o in solo]
         launched: list[list[Member]] = [[Member(num, self.job_dir(num), o, {})] for num, o in solo]
-        for g, members in enumerate(groups.values()):
+        for members in groups.values():
             if len(members) == 1:
                 m = members[0][0]
                 launches.append([*m.overrides, f"hydra.sweep.subdir={m.num}"])

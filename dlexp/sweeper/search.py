@@ -16,6 +16,8 @@ import logging
 import os
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
@@ -66,6 +68,23 @@ def default_storage(sweep_dir: str) -> str:
     return f"sqlite:///{os.path.join(sweep_dir, 'optuna.db')}"
 
 
+def open_study(create: Any, tries: int = 5) -> Any:
+    """create() again after a clash: sweepers that start together on a new database race to
+    create its tables (a unique violation in PostgreSQL's catalog); the loser then finds them."""
+    import random
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(tries):
+        try:
+            return create()
+        except SQLAlchemyError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 + random.random())
+
+
 def optimize(sweep: Any, overrides: list[Any], settings: Any) -> list[Any]:
     """Runs settings.n_trials trials, settings.batch at a time; returns their outcomes."""
     import optuna
@@ -73,20 +92,27 @@ def optimize(sweep: Any, overrides: list[Any], settings: Any) -> list[Any]:
     fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
     space = {o.get_key_element(): distribution(o) for o in overrides if o.is_sweep_override()}
     storage = str(settings.storage or default_storage(sweep.dir))
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=storage,
-        sampler=make_sampler(settings.sampler),
-        pruner=make_pruner(settings.pruner),
-        direction=str(settings.direction),
-        load_if_exists=True,
+    study = open_study(
+        lambda: optuna.create_study(
+            study_name=settings.study_name,
+            storage=storage,
+            sampler=make_sampler(settings.sampler),
+            pruner=make_pruner(settings.pruner),
+            direction="maximize" if str(settings.direction) == "maximize" else "minimize",
+            load_if_exists=True,
+        )
     )
     outcomes: list[Any] = []
     n, batch = int(settings.n_trials), max(int(settings.batch), 1)
     while len(outcomes) < n:
         trials = [study.ask(space) for _ in range(min(batch, n - len(outcomes)))]
         jobs = [[*fixed, *(f"{k}={v}" for k, v in t.params.items())] for t in trials]
-        search = {"storage": storage, "study_name": study.study_name, "trials": [t._trial_id for t in trials]}
+        search = {
+            "storage": storage,
+            "study_name": study.study_name,
+            "pruner": OmegaConf.to_container(settings.pruner),  # the job decides with the same pruner
+            "trials": [t._trial_id for t in trials],
+        }
         done = sweep.run_jobs(jobs, len(outcomes), search=search)
         for t, o in zip(trials, done):
             if o.status == "pruned":
@@ -110,10 +136,10 @@ class OptunaPruning(Hook):
 
     copies_ok = True
 
-    def __init__(self, storage: str, study_name: str, trials: list[int]):
+    def __init__(self, storage: str, study_name: str, pruner: dict, trials: list[int]):
         import optuna
 
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(OmegaConf.create(pruner)))
         self.trials = [optuna.trial.Trial(study, t) for t in trials]
 
     def on_eval(self, ctx: Any, loop: Any, improved: list[bool]) -> None:
@@ -130,5 +156,5 @@ class OptunaPruning(Hook):
                 log.info("%s pruned at step %d (%s = %.5g)", c.label, loop.step, metric, value)
 
 
-def pruning_hook(storage: str, study_name: str, trials: list[int]) -> Hook:
-    return OptunaPruning(storage, study_name, trials)
+def pruning_hook(storage: str, study_name: str, pruner: dict, trials: list[int]) -> Hook:
+    return OptunaPruning(storage, study_name, pruner, trials)

@@ -4,7 +4,7 @@ as `hydra/sweeper=dlexp`. The work is done in dlexp/sweeper/."""
 # No `from __future__ import annotations`: Hydra loads this module outside sys.modules, where
 # dataclasses cannot resolve string annotations, and OmegaConf reads these types.
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -13,13 +13,13 @@ from hydra.plugins.sweeper import Sweeper
 @dataclass
 class SamplerConf:
     name: str = "tpe"  # tpe | random | gp
-    seed: Optional[int] = None
+    seed: int | None = None
     n_startup_trials: int = 10  # random trials before the model-based ones
 
 
 @dataclass
 class PrunerConf:
-    name: Optional[str] = None  # median | null (off): stops a packed trial whose val objective lags the median
+    name: str | None = None  # median | null (off): stops a packed trial whose val objective lags the median
     n_startup_trials: int = 5
     n_warmup_steps: int = 0
 
@@ -27,12 +27,12 @@ class PrunerConf:
 @dataclass
 class DlexpSweeperConf:
     _target_: str = "hydra_plugins.dlexp_sweeper.dlexp_sweeper.DlexpSweeper"
-    params: Optional[dict[str, str]] = None  # key: sweep (grid: a,b / choice / range; search: also interval)
-    n_trials: Optional[int] = None  # set: an Optuna search of this many trials (per sweeper process)
+    params: dict[str, str] | None = None  # key: sweep (grid: a,b / choice / range; search: also interval)
+    n_trials: int | None = None  # set: an Optuna search of this many trials (per sweeper process)
     batch: int = 8  # trials asked at once: trained as one program where they pack
     direction: str = "minimize"  # minimize | maximize
-    study_name: Optional[str] = None
-    storage: Optional[str] = None  # any SQLAlchemy URL; null: sqlite in the sweep dir
+    study_name: str | None = None
+    storage: str | None = None  # any SQLAlchemy URL; null: sqlite in the sweep dir
     sampler: SamplerConf = field(default_factory=SamplerConf)
     pruner: PrunerConf = field(default_factory=PrunerConf)
 
