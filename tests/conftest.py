@@ -55,6 +55,33 @@ def run_cli(args, cwd, cache_dir, env=None, module="dlexp.train", check=None):
     return proc
 
 
+def start_cli(args, cwd, cache_dir, env=None, stderr=subprocess.STDOUT):
+    """Starts `python -m dlexp.train args...` without waiting (to kill it, or to run two at once)."""
+    full_env = {**(env or os.environ), "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlexp.train", *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
+# A tiny mlp run on wine, for sweeps whose jobs only need to finish.
+QUICK_MLP = [
+    "model=mlp",
+    "model.hidden=[16]",
+    "dataset=wine",
+    "trainer.steps=4",
+    "trainer.eval_every=2",
+    "trainer.progress=false",
+    "trainer.checkpoint.enabled=false",
+    "logger=none",
+    "logger.console=false",
+]
+
+
 @pytest.fixture()
 def cli(tmp_path, cache_dir):
     def _cli(*args, check=None, env=None, module="dlexp.train"):

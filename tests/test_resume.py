@@ -1,16 +1,13 @@
 """Fault injection for real: the CLI in a subprocess, stopped by SIGTERM and killed by SIGKILL
 mid-run, then resumed by the same command; it must end bitwise where an uninterrupted run ends."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, read_json, run_cli
+from conftest import read_json, run_cli, start_cli
 
 from dlexp.checkpoint import checkpoint_dir, saved_steps
 from dlexp.hooks.stopping import EXIT_PREEMPTED
@@ -34,18 +31,6 @@ BASE_ARGS = [
     "trainer.checkpoint.every_epochs=null",
     "trainer.checkpoint.min_interval_s=0",
 ]
-
-
-def start_cli(args, cwd, cache_dir):
-    env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "dlexp.train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def signal_after_checkpoint(proc, run_dir, step: int, sig: int) -> int:
