@@ -138,8 +138,9 @@ class Checkpoints:
 
     # ------------------------------------------------------------------ save
     def save(self, step: int, state: Any, best: dict, meta: dict) -> None:
-        """Saves copies of `state` and `best` (the next train step donates its buffers) and `meta`."""
-        state, best = jax.tree.map(jnp.copy, (state, best))
+        """Saves copies of `state` and `best` (the next train step donates its buffers; host arrays are
+        copies already) and `meta`."""
+        state, best = jax.tree.map(lambda a: a if isinstance(a, np.ndarray) else jnp.copy(a), (state, best))
         self.manager.save(
             step,
             force=True,

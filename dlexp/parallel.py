@@ -165,8 +165,8 @@ def choose_parallel(
 
     auto: every local accelerator; on CPU, all cores' devices only for models with
     convolutions (XLA's matrix products already use every core of one device, so sharding
-    an mlp only adds the all-reduce; docs/performance.md). Copies (trainer.seeds) take the
-    devices the same choice gives and spread over them.
+    an mlp only adds the all-reduce; docs/performance.md), and for copies (trainer.seeds,
+    trainer.copies), which spread over the devices with no all-reduce at all.
     """
     if parallel not in PARALLEL:
         raise ConfigError(f"trainer.parallel={parallel!r}; valid: {', '.join(PARALLEL)}")
@@ -187,7 +187,7 @@ def choose_parallel(
     if parallel in ("mesh", "pmap"):
         return kind or parallel, n
     on_cpu = devices[0].platform == "cpu"
-    want = n if (not on_cpu or has_conv) else 1
+    want = n if (not on_cpu or has_conv or copies) else 1  # copies share no gradient: spreading them costs nothing
     if want > 1 and not copies and batch_size % want:
         log.info("parallel=auto: batch %d does not split over %d devices; using one", batch_size, want)
         want = 1

@@ -192,8 +192,9 @@ class MemberCheckpoints(CheckpointHook):
         state = loop.state
         params, rest = loop.best_state if loop.best_state is not None else (state["params"], state["rest"])
         meta = run_meta(ctx, loop)
+        host = jax.device_get((state, {"params": params, "rest": rest}))  # one transfer, then host slices
         for i, store in enumerate(self.stores):
-            one = jax.tree.map(lambda a, i=i: a[i], (state, {"params": params, "rest": rest}))
+            one = jax.tree.map(lambda a, i=i: a[i], host)
             store.save(loop.step, one[0], one[1], meta)
         self.saved_step, self.saved_epoch, self.saved_at = loop.step, loop.epoch, time.monotonic()
 
