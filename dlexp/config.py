@@ -155,7 +155,9 @@ class LossConfig:
 
 @dataclass
 class SweepConfig:
-    pack: bool = True  # -m with hydra/sweeper=dlexp: run jobs that differ only in vectorizable keys as one program
+    pack: bool | None = (
+        None  # -m: train jobs that differ only in vectorizable keys as one program (null: where it pays)
+    )
     memory_gb: float | None = None  # what a packed program may use (null: the device's memory; CPU: half the RAM)
     members: str | None = None  # set by the sweeper: the pack file naming the jobs this program trains
 

@@ -44,12 +44,20 @@ def is_vectorizable(key: str) -> bool:
     return key in VECTORIZABLE or (key.startswith("model.") and "dropout" in key.rsplit(".", 1)[-1])
 
 
-# Keys whose 0 or null removes a term from the program (clipping, decay, a penalty, a dropout mask).
-SWITCHES = ("optimizer.weight_decay", "optimizer.clip_norm", "optimizer.momentum", "loss.l1", "loss.l2")
+# Keys whose 0 or null removes a term from the program (clipping, decay, a penalty, smoothing),
+# besides the model's dropout rates (a rate of 0 draws no mask).
+SWITCHES = (
+    "optimizer.weight_decay",
+    "optimizer.clip_norm",
+    "optimizer.momentum",
+    "loss.l1",
+    "loss.l2",
+    "loss.label_smoothing",
+)
 
 
 def is_switch(key: str) -> bool:
-    return key in SWITCHES or key == "loss.label_smoothing" or (key.startswith("model.") and key != "seed")
+    return key in SWITCHES or (key.startswith("model.") and is_vectorizable(key))
 
 
 def is_on(value: Any) -> bool:

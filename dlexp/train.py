@@ -129,10 +129,11 @@ def run(
         hypers = [Hyper(optim.hyperparameters(c.optimizer), t.hyperparameters()) for c, t in zip(cfgs, tasks)]
         schedules = [optim.make_schedule(h.optimizer["lr"], cfg.schedule, plan.total_steps) for h in hypers]
         if specs and data.stream is None:  # a streamed split refuses copies itself (dlexp/data/loader.py)
-            from dlexp.sweeper.memory import check_copies_fit
+            from dlexp.sweeper.memory import check_copies_fit, check_packing_pays
 
-            sm = split_model(models[0])
-            check_copies_fit(data, task, sm, tx, plan.batch_size, len(specs), cfg.sweep.memory_gb)
+            if copy_dirs and cfg.sweep.pack is None:
+                check_packing_pays(layout.platform, has_conv(models[0]), len(specs))
+            check_copies_fit(data, task, split_model(models[0]), tx, plan.batch_size, len(specs), cfg.sweep.memory_gb)
         summary_text = model_summary(models[0])  # walks the whole graph: once
         log.info("model:\n%s", summary_text)
         log.info(
@@ -194,7 +195,7 @@ def run(
             getattr(h, "close", lambda: None)()
         if main:
             rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
-            if copy_dirs:
+            if copy_dirs and summary.get("error_type") != "TooManyCopies":  # (that one is retried smaller)
                 from dlexp.sweeper.members import write_member_summaries
 
                 write_member_summaries(summary, copy_dirs, run_dir)

@@ -15,7 +15,7 @@ from conftest import QUICK_MLP, ROOT, read_json, start_cli
 
 from dlexp import sweep
 from dlexp.sweeper.members import Member, chunks
-from dlexp.sweeper.memory import TooManyCopies, check_fit
+from dlexp.sweeper.memory import TooManyCopies, check_fit, check_packing_pays
 
 GRID = [
     "model=mlp",
@@ -107,6 +107,12 @@ def test_chunks_are_even_and_one_copy_too_big_is_named():
     with pytest.raises(TooManyCopies, match="4 copies need about .*; 2 fit") as e:
         check_fit(4, per_copy=2**20, budget=2**21 + 2**19, data_bytes=0)
     assert e.value.fit == 2
+    # sweep.pack=null: convolutions on CPU run one at a time; elsewhere, and without them, they pack.
+    with pytest.raises(TooManyCopies, match="convolutions on CPU train faster as separate programs") as e:
+        check_packing_pays("cpu", conv=True, n=4)
+    assert e.value.fit == 1
+    check_packing_pays("gpu", conv=True, n=4)
+    check_packing_pays("cpu", conv=False, n=4)
 
 
 def test_a_killed_packed_sweep_resumes_to_the_same_results(cli, tmp_path, cache_dir):

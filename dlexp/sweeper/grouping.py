@@ -39,7 +39,7 @@ def packable(values: dict[str, Any]) -> bool:
     """A job that is itself several models, cross-validated, asks for inspection that acts on single
     runs (histograms, embeddings, a profile) or is asked to run alone trains alone."""
     return bool(
-        values.get("sweep.pack", True)
+        values.get("sweep.pack") is not False
         and values.get("trainer.seeds") is None
         and values.get("trainer.copies") is None
         and not values.get("trainer.cv.folds")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -42,8 +42,7 @@ class Member:
     dir: str  # its job dir
     overrides: list[str]
     values: dict[str, Any]  # its own values of the vectorizable keys
-    trial: int | None = None  # its Optuna trial number, in a search
-    extra: dict[str, Any] = field(default_factory=dict)
+    trial: int | None = None  # its Optuna trial's id, in a search
 
 
 def read_pack(path: str) -> tuple[list[Member], dict[str, Any]]:
@@ -108,6 +107,32 @@ def chunks(members: list[Member], size: int) -> list[list[Member]]:
     return [members[i : i + per] for i in range(0, len(members), per)]
 
 
+def as_copies(cfg: DictConfig, group: list[Member], search: dict[str, Any]) -> DictConfig:
+    """The config of a program that trains `group` as copies (with Optuna's pruning in a search)."""
+    out = OmegaConf.merge(
+        cfg, {"trainer": {"copies": [m.values for m in group], "seeds": None}, "sweep": {"members": None}}
+    )
+    assert isinstance(out, DictConfig)
+    if search:
+        with open_dict(out):
+            out.callbacks.optuna_pruning = {
+                "_target_": "dlexp.sweeper.search.pruning_hook",
+                "trials": [m.trial for m in group],
+                **search,
+            }
+    return out
+
+
+def alone(cfg: DictConfig, member: Member) -> DictConfig:
+    """The config of one member as a run of its own."""
+    out = OmegaConf.merge(cfg, {"sweep": {"members": None}})
+    assert isinstance(out, DictConfig)
+    with open_dict(out):
+        for key, value in member.values.items():
+            OmegaConf.update(out, key, value, force_add=True)
+    return out
+
+
 def run_members(cfg: DictConfig, run_dir: str) -> float:
     """Trains the pack file's jobs (cfg.sweep.members) as copies of one program; returns the
     best objective among them (the sweeper reads each job's summary.json itself)."""
@@ -121,19 +146,18 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
     values: list[float] = []
     while members:
         group = chunks(members, size)[0]
-        pruning = {"_target_": "dlexp.sweeper.search.pruning_hook", "trials": [m.trial for m in group], **search}
-        chunk = OmegaConf.merge(
-            cfg, {"trainer": {"copies": [m.values for m in group], "seeds": None}, "sweep": {"members": None}}
-        )
-        assert isinstance(chunk, DictConfig)
-        if search:
-            with open_dict(chunk):
-                chunk.callbacks.optuna_pruning = pruning
         try:
-            _, summary = run(chunk, os.path.join(run_dir, f"chunk_{group[0].num}"), copy_dirs=[m.dir for m in group])
+            if len(group) == 1:  # a chunk of one is a run alone, in its job dir
+                values.append(run(alone(cfg, group[0]), group[0].dir)[0])
+            else:
+                chunk = as_copies(cfg, group, search)
+                _, summary = run(
+                    chunk, os.path.join(run_dir, f"chunk_{group[0].num}"), copy_dirs=[m.dir for m in group]
+                )
+                values += [c["objective"]["value"] for c in summary.get("copies", [])]
         except TooManyCopies as e:
-            if e.fit == 0:
-                for m in group:
+            if e.fit == 0:  # not even one copy fits: none of the group's jobs can run
+                for m in members:
                     write_failed(m, str(e))
                 break
             log.info("packed jobs: %s; running them %d at a time", e, e.fit)
@@ -141,8 +165,6 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
             continue
         except Exception as e:  # the program failed: each member's summary.json says so (train.run)
             log.error("packed jobs %s failed: %s", [m.num for m in group], e)
-        else:
-            values += [c["objective"]["value"] for c in summary.get("copies", [])]
         members = members[len(group) :]
     finite = [v for v in values if v is not None]
     mode = str(cfg.objective.mode)

@@ -1,4 +1,5 @@
-"""How many copies of a run one program can hold: an estimate per copy against a budget."""
+"""How many copies of a run one program should hold: an estimate per copy against a memory
+budget, and where packing pays at all."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ class TooManyCopies(ConfigError):
     def __init__(self, message: str, fit: int):
         super().__init__(message)
         self.fit = fit
+
+
+def check_packing_pays(platform: str, conv: bool, n: int) -> None:
+    """sweep.pack=null packs everywhere but convolutions on CPU: there a vmapped convolution runs
+    slower than separate programs (docs/sweeps.md), so such jobs run one at a time."""
+    if n > 1 and platform == "cpu" and conv:
+        raise TooManyCopies(
+            "convolutions on CPU train faster as separate programs than as copies (sweep.pack=true packs them)", 1
+        )
 
 
 def tree_bytes(tree: Any) -> int:
