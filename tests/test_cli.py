@@ -258,6 +258,26 @@ def test_a_config_hydra_rejects_exits_2_with_its_message(cli, arg, message):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["optimizer.lr=interval(1e-4, 1e-2)"], "optimizer.lr=interval(1e-4, 1e-2) is a search space, not a list"),
+        (
+            ["hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.name=foo", "optimizer.lr=interval(1e-4, 1e-2)"],
+            "hydra.sweeper.sampler.name='foo' is not a sampler; valid: tpe, random, gp",
+        ),
+        (
+            ["hydra.sweeper.n_trials=2", "hydra.sweeper.storage=foo://x", "optimizer.lr=interval(1e-4, 1e-2)"],
+            "hydra.sweeper.storage cannot be opened",
+        ),
+    ],
+)
+def test_a_bad_sweep_setting_exits_2_before_any_job(cli, tmp_path, args, message):
+    proc = cli("-m", "model=mlp", "dataset=wine", *args, f"hydra.sweep.dir={tmp_path / 's'}")
+    assert proc.returncode == 2 and f"dlexp error: {message}" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and not list((tmp_path / "s").glob("[0-9]*"))
+
+
 def test_a_crash_inside_the_job_still_exits_1(cli, tmp_path):
     """Not a user error: the exit code says so (and the traceback stays)."""
     (tmp_path / "boom.py").write_text(

@@ -47,7 +47,9 @@ def copy_bytes(task: Any, sm: Any, tx: Any, batch: tuple) -> int:
 
 def budget_bytes(memory_gb: float | None, device: Any) -> int:
     """sweep.memory_gb, else the accelerator's limit, else half the host's available memory."""
-    if memory_gb:
+    if memory_gb is not None:
+        if not memory_gb > 0:
+            raise ConfigError(f"sweep.memory_gb={memory_gb} must be a positive number of GB (null: the device's)")
         return int(memory_gb * 2**30)
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dlexp.errors import ConfigError
 from dlexp.sweeper.grouping import flat, group_key, own_values, packable, task_config
 from dlexp.sweeper.members import Member, write_failed, write_pack
 
@@ -162,5 +163,11 @@ def grid(sweep: Sweep, overrides: list[Any]) -> list[Outcome]:
     """Every combination of the swept values, as Hydra's basic sweeper orders them."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
+    for o in overrides:
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise ConfigError(
+                f"{str(o.input_line).lstrip('+')} is a search space, not a list of values: set "
+                "hydra.sweeper.n_trials=N to search it with Optuna, or give values (a,b,c / choice(...) / range(...))"
+            )
     jobs = BasicSweeper.split_arguments(overrides, None)[0]
     return sweep.run_jobs([list(j) for j in jobs], 0)

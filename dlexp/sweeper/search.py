@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from dlexp.errors import ConfigError
 from dlexp.hooks.base import Hook
 
 log = logging.getLogger("dlexp")
@@ -49,7 +50,7 @@ def make_sampler(cfg: Any) -> Any:
         return optuna.samplers.RandomSampler(seed=cfg.seed)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=cfg.seed, n_startup_trials=int(cfg.n_startup_trials))
-    raise ValueError(f"hydra.sweeper.sampler.name={name!r}; valid: tpe, random, gp")
+    raise ConfigError(f"hydra.sweeper.sampler.name={name!r} is not a sampler; valid: tpe, random, gp")
 
 
 def make_pruner(cfg: Any) -> Any:
@@ -61,7 +62,7 @@ def make_pruner(cfg: Any) -> Any:
         return optuna.pruners.MedianPruner(
             n_startup_trials=int(cfg.n_startup_trials), n_warmup_steps=cfg.n_warmup_steps
         )
-    raise ValueError(f"hydra.sweeper.pruner.name={cfg.name!r}; valid: median, null")
+    raise ConfigError(f"hydra.sweeper.pruner.name={cfg.name!r} is not a pruner; valid: median, null")
 
 
 def default_storage(sweep_dir: str) -> str:
@@ -74,11 +75,16 @@ def open_study(create: Any, tries: int = 5) -> Any:
     import random
     import time
 
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
     for attempt in range(tries):
         try:
             return create()
+        except (ArgumentError, NoSuchModuleError) as e:  # not a URL SQLAlchemy can open
+            raise ConfigError(
+                f"hydra.sweeper.storage cannot be opened ({e}); give an SQLAlchemy URL such as "
+                "sqlite:///study.db or postgresql+psycopg2://user:password@host/db (null: SQLite in the sweep dir)"
+            ) from None
         except SQLAlchemyError:
             if attempt == tries - 1:
                 raise
@@ -89,6 +95,8 @@ def optimize(sweep: Any, overrides: list[Any], settings: Any) -> list[Any]:
     """Runs settings.n_trials trials, settings.batch at a time; returns their outcomes."""
     import optuna
 
+    if str(settings.direction) not in ("minimize", "maximize"):
+        raise ConfigError(f"hydra.sweeper.direction={settings.direction!r}; valid: minimize, maximize")
     fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
     space = {o.get_key_element(): distribution(o) for o in overrides if o.is_sweep_override()}
     storage = str(settings.storage or default_storage(sweep.dir))

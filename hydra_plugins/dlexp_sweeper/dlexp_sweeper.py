@@ -59,13 +59,20 @@ class DlexpSweeper(Sweeper):
         self.job_sweep = Sweep(config, hydra_context, launcher)
 
     def sweep(self, arguments: list[str]) -> Any:  # type: ignore[override]
+        import sys
+
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from dlexp.errors import DlexpError
         from dlexp.sweeper import plugin, search
 
         params = [f"{k}={v}" for k, v in (self.settings.params or {}).items()]
         parser = OverridesParser.create(config_loader=self.job_sweep.hydra_context.config_loader)
         overrides = parser.parse_overrides([*params, *arguments])
-        if self.settings.n_trials:
-            return search.optimize(self.job_sweep, overrides, self.settings)
-        return plugin.grid(self.job_sweep, overrides)
+        try:
+            if self.settings.n_trials:
+                return search.optimize(self.job_sweep, overrides, self.settings)
+            return plugin.grid(self.job_sweep, overrides)
+        except DlexpError as e:  # a bad sweep setting: one line and exit 2, as for a run
+            print(f"dlexp error: {e}", file=sys.stderr)
+            sys.exit(e.exit_code)
