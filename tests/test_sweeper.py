@@ -172,12 +172,13 @@ def test_optuna_batches_train_as_one_program_and_a_lagging_trial_is_pruned(cli, 
     assert packs == ["0.json", "2.json"]  # two batches of two trials, each one program
     assert sweep.collect([str(tmp_path / "good")]).height == 4
     # Learning rates 1000x smaller lag the first trials at every evaluation: the median pruner stops them.
-    slow = ["hydra.sweeper.n_trials=2", "optimizer.lr=interval(1e-5, 2e-5)", "model.dropout=interval(0.05, 0.5)"]
+    # Three trials: a batch of two trains packed, the third alone; each is pruned where it runs.
+    slow = ["hydra.sweeper.n_trials=3", "optimizer.lr=interval(1e-5, 2e-5)", "model.dropout=interval(0.05, 0.5)"]
     proc = cli(*base, *slow, f"hydra.sweep.dir={tmp_path / 'slow'}", check=True)
     assert proc.returncode == 0  # a pruned trial is not a failure
-    statuses = [read_json(tmp_path / "slow" / job / "summary.json")["status"] for job in ("0", "1")]
-    assert statuses == ["pruned", "pruned"]
-    assert read_json(tmp_path / "slow" / "0" / "summary.json")["steps"] < 8
+    summaries = [read_json(tmp_path / "slow" / job / "summary.json") for job in ("0", "1", "2")]
+    assert [s["status"] for s in summaries] == ["pruned"] * 3
+    assert all(s["steps"] < 8 for s in summaries)
     with sqlite3.connect(tmp_path / "study.db") as db:
         states = [s for (s,) in db.execute("select state from trials order by number")]
-    assert states == ["COMPLETE"] * 4 + ["PRUNED"] * 2
+    assert states == ["COMPLETE"] * 4 + ["PRUNED"] * 3

@@ -121,7 +121,8 @@ def results(loop: Loop, tests: list[dict], objective: tuple[str, str], *, copies
     if copies:
         return {"status": loop.status, **copies_summary(per_copy, objective)}
     drop = ("seed", "status", "label", "values")
-    return {"status": loop.status, **{k: v for k, v in per_copy[0].items() if k not in drop}}
+    status = "pruned" if loop.copies[0].status == "pruned" else loop.status  # its search stopped it
+    return {"status": status, **{k: v for k, v in per_copy[0].items() if k not in drop}}
 
 
 def flat_metrics(copy: dict) -> dict[str, float]:

@@ -108,29 +108,34 @@ def chunks(members: list[Member], size: int) -> list[list[Member]]:
 
 
 def as_copies(cfg: DictConfig, group: list[Member], search: dict[str, Any]) -> DictConfig:
-    """The config of a program that trains `group` as copies (with Optuna's pruning in a search)."""
+    """The config of a program that trains `group` as copies."""
     out = OmegaConf.merge(
         cfg, {"trainer": {"copies": [m.values for m in group], "seeds": None}, "sweep": {"members": None}}
     )
     assert isinstance(out, DictConfig)
-    if search:
-        with open_dict(out):
-            out.callbacks.optuna_pruning = {
-                "_target_": "dlexp.sweeper.search.pruning_hook",
-                "trials": [m.trial for m in group],
-                **search,
-            }
-    return out
+    return with_pruning(out, group, search)
 
 
-def alone(cfg: DictConfig, member: Member) -> DictConfig:
+def alone(cfg: DictConfig, member: Member, search: dict[str, Any]) -> DictConfig:
     """The config of one member as a run of its own."""
     out = OmegaConf.merge(cfg, {"sweep": {"members": None}})
     assert isinstance(out, DictConfig)
     with open_dict(out):
         for key, value in member.values.items():
             OmegaConf.update(out, key, value, force_add=True)
-    return out
+    return with_pruning(out, [member], search)
+
+
+def with_pruning(cfg: DictConfig, group: list[Member], search: dict[str, Any]) -> DictConfig:
+    """In an Optuna search, the hook that reports each job's val objective to its trial."""
+    if search:
+        with open_dict(cfg):
+            cfg.callbacks.optuna_pruning = {
+                "_target_": "dlexp.sweeper.search.pruning_hook",
+                "trials": [m.trial for m in group],
+                **search,
+            }
+    return cfg
 
 
 def run_members(cfg: DictConfig, run_dir: str) -> float:
@@ -148,7 +153,7 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
         group = chunks(members, size)[0]
         try:
             if len(group) == 1:  # a chunk of one is a run alone, in its job dir
-                values.append(run(alone(cfg, group[0]), group[0].dir)[0])
+                values.append(run(alone(cfg, group[0], search), group[0].dir)[0])
             else:
                 chunk = as_copies(cfg, group, search)
                 _, summary = run(

@@ -103,7 +103,7 @@ class Sweep:
         launches = [[*o, f"hydra.sweep.subdir={num}"] for num, o in solo]
         launched: list[list[Member]] = [[Member(num, self.job_dir(num), o, {})] for num, o in solo]
         for members in groups.values():
-            if len(members) == 1:
+            if len(members) == 1 and not search:  # (a search's lone trial still goes by a pack file: pruning)
                 m = members[0][0]
                 launches.append([*m.overrides, f"hydra.sweep.subdir={m.num}"])
                 launched.append([m])
@@ -114,7 +114,7 @@ class Sweep:
             pack = os.path.join(self.dir, "packs", f"{first_num}.json")
             extra = {k: v for k, v in (search or {}).items() if k != "trials"}
             write_pack(pack, [m for m, _ in members], extra)
-            log.info("packing jobs %s into one program", [m.num for m, _ in members])
+            log.info("jobs %s: one program", [m.num for m, _ in members])
             launches.append(
                 [
                     *members[0][0].overrides,
