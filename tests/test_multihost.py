@@ -1,9 +1,11 @@
-"""Two processes on this machine, joined by jax.distributed, train like one process with two devices."""
+"""Two processes on this machine, joined by jax.distributed, train like one process with two devices,
+and a two-process run killed with SIGKILL resumes bitwise from its Orbax checkpoint."""
 
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, read_json
@@ -12,13 +14,16 @@ ARGS = [
     "model=mlp",
     "model.dropout=0.0",
     "dataset=wine",
-    "trainer.steps=6",
-    "trainer.eval_every=3",
-    "trainer.log_every=3",
+    "trainer.steps=150",
+    "trainer.eval_every=50",
+    "trainer.log_every=50",
     "trainer.batch_size=32",
     "trainer.progress=false",
     "trainer.parallel=mesh",
-    "trainer.checkpoint.enabled=false",
+    "trainer.checkpoint.every_steps=25",
+    "trainer.checkpoint.every_epochs=null",
+    "trainer.checkpoint.min_interval_s=0",
+    "trainer.checkpoint.async_save=false",
     "logger=jsonl",
 ]
 
@@ -29,23 +34,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process_with_two_devices(tmp_path, cache_dir):
-    env = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
-    env.pop("XLA_FLAGS", None)
+def two_processes(run_dir, cwd, env) -> list[subprocess.Popen]:
     port = free_port()
-    procs = [
+    return [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "dlexp.train",
                 *ARGS,
-                f"hydra.run.dir={tmp_path / 'multi'}",
+                f"hydra.run.dir={run_dir}",
                 f"trainer.distributed.coordinator=127.0.0.1:{port}",
                 "trainer.distributed.num_processes=2",
                 f"trainer.distributed.process_id={i}",
             ],
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -53,9 +56,23 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, cache_dir):
         )
         for i in range(2)
     ]
+
+
+def finish(procs) -> None:
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
+
+
+@pytest.fixture(scope="module")
+def env(cache_dir):
+    out = {**os.environ, "DLEXP_CACHE": cache_dir, "PYTHONPATH": str(ROOT)}
+    out.pop("XLA_FLAGS", None)
+    return out
+
+
+def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
+    finish(two_processes(tmp_path / "multi", tmp_path, env))
     multi = read_json(tmp_path / "multi" / "summary.json")
     assert multi["devices"] == 2
 
@@ -74,3 +91,21 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, cache_dir):
     assert multi["test"]["accuracy"] == pytest.approx(single["test"]["accuracy"])
     info = read_json(tmp_path / "multi" / "run.json")
     assert {d["process"] for d in info["devices"]} == {0, 1}
+
+    # The same two processes killed with SIGKILL after a checkpoint, then started again with the
+    # same command: they resume from the checkpoint and end bitwise as the run above did.
+    killed = tmp_path / "killed"
+    procs = two_processes(killed, tmp_path, env)
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoints" / "25").exists() and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
+        time.sleep(0.05)
+    for p in procs:
+        p.kill()
+        p.wait()
+    assert not (killed / "summary.json").exists()
+    finish(two_processes(killed, tmp_path, env))
+    resumed = read_json(killed / "summary.json")
+    assert resumed["checkpoint"]["resumed_from_step"] >= 25
+    for key in ("test", "best", "final"):
+        assert resumed[key] == multi[key], key
