@@ -14,13 +14,13 @@ ARGS = [
     "model=mlp",
     "model.dropout=0.0",
     "dataset=wine",
-    "trainer.steps=150",
-    "trainer.eval_every=50",
-    "trainer.log_every=50",
+    "trainer.steps=90",
+    "trainer.eval_every=30",
+    "trainer.log_every=30",
     "trainer.batch_size=32",
     "trainer.progress=false",
     "trainer.parallel=mesh",
-    "trainer.checkpoint.every_steps=25",
+    "trainer.checkpoint.every_steps=15",
     "trainer.checkpoint.every_epochs=null",
     "trainer.checkpoint.min_interval_s=0",
     "trainer.checkpoint.async_save=false",
@@ -97,7 +97,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
     killed = tmp_path / "killed"
     procs = two_processes(killed, tmp_path, env)
     deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "25").exists() and time.monotonic() < deadline:
+    while not (killed / "checkpoints" / "15").exists() and time.monotonic() < deadline:
         assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
         time.sleep(0.05)
     for p in procs:
@@ -106,6 +106,6 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
     assert not (killed / "summary.json").exists()
     finish(two_processes(killed, tmp_path, env))
     resumed = read_json(killed / "summary.json")
-    assert resumed["checkpoint"]["resumed_from_step"] >= 25
+    assert resumed["checkpoint"]["resumed_from_step"] >= 15
     for key in ("test", "best", "final"):
         assert resumed[key] == multi[key], key
