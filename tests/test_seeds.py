@@ -35,6 +35,7 @@ def test_vectorized_seeds_equal_the_same_seeds_run_one_by_one(compose, tmp_path)
         assert copy["final"]["train"]["loss"] == pytest.approx(one["final"]["train"]["loss"], rel=1e-5)
         for k, v in one["test"].items():
             assert copy["test"][k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+        assert copy["confusion"]["matrix"] == one["confusion"]["matrix"]  # each copy's own, as its run's
     # The copies differ (their own init, dropout and batch order), and the summary aggregates them.
     a, b = (c["final"]["train"]["loss"] for c in vec["copies"])
     assert a != b

@@ -81,6 +81,7 @@ def test_each_packed_job_is_a_run_of_its_own(grids):
         d = packed_dir / job
         summary = read_json(d / "summary.json")
         assert summary["status"] == "completed" and summary["steps"] == 12, job
+        assert sum(map(sum, summary["confusion"]["matrix"])) == 27  # its own test confusion (27 rows)
         assert {"git", "packages", "devices"} <= set(read_json(d / "run.json"))
         assert (d / ".hydra" / "config.yaml").exists()
         rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]

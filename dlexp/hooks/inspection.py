@@ -25,21 +25,30 @@ log = logging.getLogger("dlexp")
 
 
 class TestConfusion(Hook):
+    """The test confusion matrix of the best state into summary.json: a copies run (trainer.seeds,
+    a packed sweep) puts each copy's into its own entry, computed in one vmapped pass."""
+
+    copies_ok = True
+
     def on_end(self, ctx, loop, summary: dict) -> None:
-        if ctx.data.task != "classification":
+        if ctx.data.task != "classification" or loop.best_state is None:
             return
         params, rest = loop.best_state
         weights = ctx.data.sample_weights("test")
-        cm = confusion_matrix(
-            ctx.task.make_eval_step(ctx.model), params, rest, ctx.data.x["test"], ctx.data.y["test"], weights
-        )
-        if cm is not None:
-            classes = ctx.data.classes or list(range(cm.shape[0]))
-            matrix = cm.round().astype(int).tolist() if weights is None else cm.round(6).tolist()
-            summary["confusion"] = {
+        copies = summary.get("copies")
+        step = ctx.task.make_eval_step(ctx.model)
+        if copies is not None:
+            step = jax.vmap(step, in_axes=(0, 0, None, None, None))
+        cm = confusion_matrix(step, params, rest, ctx.data.x["test"], ctx.data.y["test"], weights)
+        if cm is None:
+            return
+        entries = zip(copies, cm) if copies is not None else [(summary, cm)]
+        classes = ctx.data.classes or list(range(cm.shape[-1]))
+        for entry, matrix in entries:
+            entry["confusion"] = {
                 "split": "test",
                 "classes": list(classes),
-                "matrix": matrix,
+                "matrix": matrix.round().astype(int).tolist() if weights is None else matrix.round(6).tolist(),
                 "weighted": weights is not None,
             }
 
