@@ -101,8 +101,9 @@ def run(
         models = [
             build_model(c.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=c.seed) for c in cfgs
         ]
+        splits = [split_model(m) for m in models]  # once: the checks below and the loop share them
         if specs:
-            check_one_graph([split_model(m).train_def for m in models], specs)
+            check_one_graph([s.train_def for s in splits], specs)
         n_train = data.sizes()["train"]
         kind, n_dev = parallel.choose_parallel(
             cfg.trainer.parallel,
@@ -133,7 +134,7 @@ def run(
 
             if copy_dirs and cfg.sweep.pack is None:
                 check_packing_pays(layout.platform, has_conv(models[0]), len(specs))
-            check_copies_fit(data, task, split_model(models[0]), tx, plan.batch_size, len(specs), cfg.sweep.memory_gb)
+            check_copies_fit(data, task, splits[0], tx, plan.batch_size, len(specs), cfg.sweep.memory_gb)
         summary_text = model_summary(models[0])  # walks the whole graph: once
         log.info("model:\n%s", summary_text)
         log.info(
@@ -159,7 +160,8 @@ def run(
         hooks = build_hooks(cfg, run_dir, copies=copies, copy_dirs=copy_dirs)
         result, _best = fit(
             task=task,
-            models=models,
+            splits=splits,
+            conv=has_conv(models[0]),
             copies=[CopyRecord(c.seed, s.label, s.values) for c, s in zip(cfgs, specs)]
             if specs
             else [CopyRecord(cfg.seed)],

@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
 from dlexp.config import TrainerConfig
 from dlexp.copies import Hyper
@@ -34,7 +33,7 @@ from dlexp.loop.guards import (
 from dlexp.loop.plan import Plan, better, parse_objective
 from dlexp.loop.records import FAILED, RUNNING, Context, CopyRecord, Loop, make_progress, results, short
 from dlexp.loop.step import build_programs, root_keys
-from dlexp.models.split import all_finite, count_params, has_conv, split_model
+from dlexp.models.split import SplitModel, all_finite, count_params
 from dlexp.optim import log_steps, rates_at
 from dlexp.parallel import Layout
 from dlexp.tasks import Task
@@ -45,7 +44,8 @@ log = logging.getLogger("dlexp")
 def fit(
     *,
     task: Task,
-    models: Sequence[nnx.Module],
+    splits: Sequence[SplitModel],
+    conv: bool,
     copies: list[CopyRecord],
     tx: Any,
     hypers: Sequence[Hyper],
@@ -59,7 +59,8 @@ def fit(
     hooks: Sequence[Hook] = (),
     augment: Callable | None = None,
 ) -> tuple[dict[str, Any], Any]:
-    """Trains one model per copy (one: a single run), evaluates on val at the cadence, keeps each
+    """Trains one model per copy (one: a single run; `splits`: each copy's model split once, `conv`:
+    whether it convolves), evaluates on val at the cadence, keeps each
     copy's best state and tests it. Per copy: a fresh record (its seed, name and values), its
     `hypers` (the values its state holds), its lr `schedules` (for logging) and `writers`.
     `augment(x, key)` transforms each training batch inside the step. Returns (the summary
@@ -78,7 +79,7 @@ def fit(
     evals = eval_sets(
         data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies_run else layout.num_devices
     )
-    sm = split_model(models[0])  # one graph: the copies differ only in their arrays
+    sm = splits[0]  # one graph: the copies differ only in their arrays
     programs = build_programs(
         task,
         sm,
@@ -89,13 +90,13 @@ def fit(
         augment=augment,
         skip_nonfinite=skip_nonfinite,
         steps_per_call=trainer.steps_per_call,
-        conv=has_conv(models[0]),
+        conv=conv,
         cpu_kernels=trainer.cpu_kernels,
         total_steps=plan.total_steps,
     )
 
     # ------------------------------------------------------------------ state
-    states = [h.set_in(task.init_state(split_model(m), tx)) for m, h in zip(models, hypers)]
+    states = [h.set_in(task.init_state(s, tx)) for s, h in zip(splits, hypers)]
     initial = jax.tree.map(lambda *a: jnp.stack(a), *states) if copies_run else states[0]
     loop = Loop(state=layout.place_state(initial), copies=list(copies))
     keys = root_keys(seeds, layout)
