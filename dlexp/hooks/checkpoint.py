@@ -98,15 +98,23 @@ class CheckpointHook(Hook):
     def restore(self, ctx: Any, loop: Any) -> None:
         abstract = abstract_of(ctx.layout.unreplicate(loop.state))
         step, (state, best, meta) = self.source.latest_good(lambda s: self.source.restore(s, abstract))
+        self.adopt(ctx, loop, step, state, best, meta)
+
+    def adopt(self, ctx: Any, loop: Any, step: int, state: Any, best: dict, meta: dict) -> None:
+        """Puts a restored checkpoint into the loop, once it is checked to fit this run."""
         meta = json_restored(meta)
         check_resumable(meta, ctx, [c.label for c in loop.copies], self.source.directory)
-        if self.source is self.store:
-            self.store.set_aside(after=step)
+        self.set_aside(after=step)
         loop.state = ctx.layout.place_state(state)
         loop.load_meta(meta)
         loop.best_state = (best["params"], best["rest"]) if any(c.best_step >= 0 for c in loop.copies) else None
         self.resumed_from = step
         log.info("resumed from the checkpoint at step %d (epoch %d) in %s", step, loop.epoch, self.source.directory)
+
+    def set_aside(self, after: int) -> None:
+        """Damaged steps after the restored one move aside, in this run's own dir only."""
+        if self.source is self.store:
+            self.store.set_aside(after=after)
 
     def on_step(self, ctx: Any, loop: Any) -> None:
         cfg = self.cfg
@@ -163,30 +171,20 @@ class MemberCheckpoints(CheckpointHook):
     def restore(self, ctx: Any, loop: Any) -> None:
         sharding = ctx.layout.replicated
         one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=sharding), loop.state)
-        for step in reversed(self.common_steps()):
-            try:
-                parts = [s.restore(step, one) for s in self.stores]
-                break
-            except ConfigError:
-                raise
-            except Exception as e:  # a damaged slice: every job goes back to the previous common step
-                log.warning(
-                    "the packed checkpoint at step %d cannot be restored (%s); trying the previous one", step, e
-                )
-        else:
-            return
-        stack = lambda *a: jax.numpy.stack(a)  # noqa: E731
-        state = jax.tree.map(stack, *(p[0] for p in parts))
-        best = jax.tree.map(stack, *(p[1] for p in parts))
-        meta = json_restored(parts[0][2])
-        check_resumable(meta, ctx, [c.label for c in loop.copies], self.store.directory)
+
+        def stacked(step: int) -> tuple[Any, Any, dict]:  # every job's slice at `step` (one missing: damaged)
+            parts = [s.restore(step, one) for s in self.stores]
+            stack = lambda *a: jax.numpy.stack(a)  # noqa: E731
+            state = jax.tree.map(stack, *(p[0] for p in parts))
+            best = jax.tree.map(stack, *(p[1] for p in parts))
+            return state, best, parts[0][2]
+
+        step, (state, best, meta) = self.store.latest_good(stacked)
+        self.adopt(ctx, loop, step, state, best, meta)
+
+    def set_aside(self, after: int) -> None:
         for s in self.stores:
-            s.set_aside(after=step)
-        loop.state = ctx.layout.place_state(state)
-        loop.load_meta(meta)
-        loop.best_state = (best["params"], best["rest"]) if any(c.best_step >= 0 for c in loop.copies) else None
-        self.resumed_from = step
-        log.info("resumed %d packed jobs from their checkpoints at step %d", len(self.stores), step)
+            s.set_aside(after=after)
 
     def save(self, ctx: Any, loop: Any) -> None:
         state = loop.state
