@@ -68,6 +68,22 @@ def start_cli(args, cwd, cache_dir, env=None, stderr=subprocess.STDOUT):
     )
 
 
+# A tiny single-device mlp that checkpoints every 6 steps, synchronously (its data set: the test's).
+CHECKPOINTED_MLP = [
+    "model=mlp",
+    "model.hidden=[16]",
+    "trainer.batch_size=32",
+    "trainer.eval_every=6",
+    "trainer.log_every=6",
+    "trainer.progress=false",
+    "trainer.parallel=single",
+    "logger=none",
+    "trainer.checkpoint.every_steps=6",
+    "trainer.checkpoint.every_epochs=null",
+    "trainer.checkpoint.min_interval_s=0",
+    "trainer.checkpoint.async_save=false",
+]
+
 # A tiny mlp run on wine, for sweeps whose jobs only need to finish.
 QUICK_MLP = [
     "model=mlp",

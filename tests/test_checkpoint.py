@@ -5,27 +5,13 @@ import os
 import shutil
 
 import pytest
-from conftest import read_json
+from conftest import CHECKPOINTED_MLP, read_json
 
 from dlexp.checkpoint import checkpoint_dir, saved_steps
 from dlexp.errors import ConfigError, DlexpError, TrainingError
 from dlexp.train import run
 
-TINY = [
-    "model=mlp",
-    "model.hidden=[16]",
-    "dataset=wine",
-    "trainer.batch_size=32",
-    "trainer.eval_every=6",
-    "trainer.log_every=6",
-    "trainer.progress=false",
-    "trainer.parallel=single",
-    "logger=none",
-    "trainer.checkpoint.every_steps=6",
-    "trainer.checkpoint.every_epochs=null",
-    "trainer.checkpoint.min_interval_s=0",
-    "trainer.checkpoint.async_save=false",
-]
+TINY = [*CHECKPOINTED_MLP, "dataset=wine"]
 
 
 def test_resume_is_exact_and_a_damaged_checkpoint_falls_back(compose, tmp_path, caplog):

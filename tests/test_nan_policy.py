@@ -8,26 +8,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from conftest import read_json
+from conftest import CHECKPOINTED_MLP, read_json
 
 from dlexp.checkpoint import saved_steps
 from dlexp.errors import TrainingError
 from dlexp.train import run
 
-TINY = [
-    "model=mlp",
-    "model.hidden=[16]",
-    "trainer.batch_size=32",
-    "trainer.eval_every=6",
-    "trainer.log_every=6",
-    "trainer.progress=false",
-    "trainer.parallel=single",
-    "logger=none",
-    "trainer.checkpoint.every_steps=6",
-    "trainer.checkpoint.every_epochs=null",
-    "trainer.checkpoint.min_interval_s=0",
-    "trainer.checkpoint.async_save=false",
-]
+TINY = CHECKPOINTED_MLP
 BLOW_UP = ["dataset=wine", "optimizer=sgd", "optimizer.lr=1e6", "optimizer.momentum=null", "trainer.nan_policy=skip"]
 
 
