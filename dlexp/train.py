@@ -30,7 +30,8 @@ def run(
 ) -> tuple[float, dict[str, Any]]:
     """Trains one run into `run_dir`; returns (objective value, summary). `data`: an
     already prepared data set (a cross-validation fold) instead of cfg.dataset. `copy_dirs`:
-    a packed sweep's job dirs, one per copy of `trainer.copies`, each written as a run of its own."""
+    a packed sweep's job dirs, one per copy of `trainer.copies`, each written as a run of its own
+    (their summary.json: dlexp/sweeper/members.py)."""
     t0 = time.perf_counter()
     config_text = OmegaConf.to_yaml(OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg, resolve=True)
     cfg = typed(cfg)
@@ -196,11 +197,7 @@ def run(
         for h in hooks:  # e.g. let the last asynchronous checkpoint finish after a failure
             getattr(h, "close", lambda: None)()
         if main:
-            rundir.write_json(os.path.join(run_dir, "summary.json"), summary)
-            if copy_dirs and summary.get("error_type") != "TooManyCopies":  # (that one is retried smaller)
-                from dlexp.sweeper.members import write_member_summaries
-
-                write_member_summaries(summary, copy_dirs, run_dir)
+            rundir.write_json(os.path.join(run_dir, "summary.json"), summary)  # (a packed job's: members.py)
         for w in {id(w): w for w in [writers, *per_copy]}.values():
             w.close()
         release_run_dir()

@@ -77,6 +77,15 @@ def write_member_summaries(summary: dict[str, Any], dirs: list[str], run_dir: st
         rundir.write_json(os.path.join(d, "summary.json"), member_summary(summary, c, run_dir, len(dirs)))
 
 
+def read_summary(run_dir: str) -> dict[str, Any]:
+    """The summary.json train.run wrote (it writes one however it ends)."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"status": "failed", "error": f"the packed program in {run_dir} left no summary.json"}
+
+
 def write_failed(member: Member, error: str) -> None:
     os.makedirs(member.dir, exist_ok=True)
     rundir.write_json(os.path.join(member.dir, "summary.json"), {"status": "failed", "error": error})
@@ -155,10 +164,13 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
             if len(group) == 1:  # a chunk of one is a run alone, in its job dir
                 values.append(run(alone(cfg, group[0], search), group[0].dir)[0])
             else:
-                chunk = as_copies(cfg, group, search)
-                _, summary = run(
-                    chunk, os.path.join(run_dir, f"chunk_{group[0].num}"), copy_dirs=[m.dir for m in group]
-                )
+                program = os.path.join(run_dir, f"chunk_{group[0].num}")
+                try:
+                    run(as_copies(cfg, group, search), program, copy_dirs=[m.dir for m in group])
+                finally:  # each job's summary.json from the program's, whether it ended or failed
+                    summary = read_summary(program)
+                    if summary.get("error_type") != "TooManyCopies":  # that one is retried smaller
+                        write_member_summaries(summary, [m.dir for m in group], program)
                 values += [c["objective"]["value"] for c in summary.get("copies", [])]
         except TooManyCopies as e:
             if e.fit == 0:  # not even one copy fits: none of the group's jobs can run
@@ -168,7 +180,7 @@ def run_members(cfg: DictConfig, run_dir: str) -> float:
             log.info("packed jobs: %s; running them %d at a time", e, e.fit)
             size = e.fit
             continue
-        except Exception as e:  # the program failed: each member's summary.json says so (train.run)
+        except Exception as e:  # the program failed: each member's summary.json says so (above)
             log.error("packed jobs %s failed: %s", [m.num for m in group], e)
         members = members[len(group) :]
     finite = [v for v in values if v is not None]
