@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.data.dataset import Dataset
+from dlexp.data.shards import ShardSpec
 from dlexp.data.table import table
 
 
@@ -65,6 +66,7 @@ def _builtin(name: str, loader: str, *, image_shape: list[int] | None = None, pi
         augment: dict | None = None,
         seed: int = 0,
         task: str = "auto",
+        shards: ShardSpec | None = None,
     ) -> Dataset:
         path = cached_parquet(cache_dir, name, _sklearn_frame(loader, pixel_names))
         return table(
@@ -78,6 +80,7 @@ def _builtin(name: str, loader: str, *, image_shape: list[int] | None = None, pi
             scale=scale,
             augment=augment,
             seed=seed,
+            shards=shards,
         )
 
     load.__name__ = load.__qualname__ = name
@@ -107,6 +110,7 @@ def synthetic(
     scale: str = "standard",
     seed: int = 0,
     task: str = "auto",
+    shards: ShardSpec | None = None,
 ) -> Dataset:
     """Generated data of any size: class templates plus noise (image or tabular), or a
     noisy linear target when task=regression. `data_seed` fixes the rows; `seed` the split."""
@@ -144,6 +148,7 @@ def synthetic(
         split=split,
         scale=scale,
         seed=seed,
+        shards=shards,
     )
 
 

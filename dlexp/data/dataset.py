@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from dlexp.config import call_target
+from dlexp.config import call_target, parameters, target_kwargs
+from dlexp.data.shards import LocalShards, ShardSpec
 from dlexp.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -31,6 +32,9 @@ class Dataset:
     row_labels: np.ndarray | None = None
     resplit: Callable[[dict[str, np.ndarray]], Dataset] | None = field(default=None, repr=False)
     stream: Any = None  # a TrainStream when the train split stays on disk (x["train"] is None, y stays)
+    # trainer.data_shards > 1: this process's shards (dlexp/data/shards.py); x / y / weights
+    # then hold the owned shards' rows, and sizes() counts every shard's
+    shards: LocalShards | None = None
 
     def __post_init__(self) -> None:
         if self.weights is not None:
@@ -62,6 +66,8 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         if self.stream is not None:
             return tuple(self.stream.x_shape)
+        if self.shards is not None and self.shards.streams:
+            return tuple(self.shards.streams[0].x_shape)
         return tuple(self.x["train"].shape[1:])
 
     @property
@@ -76,6 +82,8 @@ class Dataset:
         return self.prep.get("source", {}).get("augment")
 
     def sizes(self) -> dict[str, int]:
+        if self.shards is not None:
+            return {s: sum(self.shards.sizes[s]) for s in SPLITS}
         return {s: int(self.y[s].shape[0]) for s in SPLITS}
 
     def check_nonempty(self) -> None:
@@ -100,9 +108,22 @@ def check_weight_values(w: np.ndarray, name: str, where: str) -> None:
 # Arguments dlexp supplies to a dataset `_target_` when its signature takes them.
 
 
-def load_dataset(node: Any, *, seed: int, cache_dir: str, task: str = "auto") -> Dataset:
-    """Builds the data set from its config node (`_target_` plus keyword arguments)."""
-    data = call_target(node, "dataset", {"seed": seed, "cache_dir": cache_dir, "task": task})
+def load_dataset(
+    node: Any, *, seed: int, cache_dir: str, task: str = "auto", shards: ShardSpec | None = None
+) -> Dataset:
+    """Builds the data set from its config node (`_target_` plus keyword arguments).
+    `shards`: read only this process's shards (trainer.data_shards > 1), which the target must take."""
+    given: dict[str, Any] = {"seed": seed, "cache_dir": cache_dir, "task": task}
+    if shards is not None and shards.sharded:
+        fn, _ = target_kwargs(node, "dataset")
+        if "shards" not in parameters(fn):
+            raise DataError(
+                f"trainer.data_shards={shards.count}: dataset._target_ {node['_target_']!r} reads every row in "
+                "every process; data sets read by dlexp.data.table (csv, parquet and the built-in ones) take shards. "
+                "Set trainer.data_shards=1"
+            )
+        given["shards"] = shards
+    data = call_target(node, "dataset", given)
     if not isinstance(data, Dataset):
         raise DataError(f"dataset._target_ returned {type(data).__name__}, expected dlexp.data.Dataset")
     data.check_nonempty()

@@ -198,3 +198,16 @@ def _each(fn: Callable, items: Iterable) -> list:
                 done.append(ahead.popleft().result())
         done.extend(f.result() for f in ahead)
     return done
+
+
+def take_frame(frame, idx: np.ndarray, streaming: bool, n: int):
+    """The rows `idx` (of `n`) of `frame`, in that order. Rows in increasing order are a
+    lazy filter by a row mask (one byte a row; a hash set of the ids would be ~30), so a
+    fit aggregates them chunk by chunk without copying the split."""
+    if streaming or increasing(idx):
+        mask = np.zeros(n, bool)
+        mask[idx] = True
+        if streaming:  # the streamed frame's rows are named by `__row`
+            return frame.filter(pl.lit(pl.Series("__take", mask)).gather(pl.col("__row"))).drop("__row")
+        return frame.lazy().filter(pl.lit(pl.Series("__take", mask)))
+    return frame[idx].lazy()

@@ -30,8 +30,12 @@ from dlexp.errors import ConfigError
 
 def train_targets(data):
     """The train loader's y: data.y["train"], paired with its sample weights when there are any."""
-    w = data.sample_weights("train")
-    return data.y["train"] if w is None else {"target": data.y["train"], "weight": w}
+    return targets(data.y["train"], data.sample_weights("train"))
+
+
+def targets(y: np.ndarray, w: np.ndarray | None):
+    """A loader's y: the targets, or {"target", "weight"} when rows carry sample weights."""
+    return y if w is None else {"target": y, "weight": w}
 
 
 def batch_shape(tree, batch: int):
@@ -183,6 +187,7 @@ class StreamingLoader:
         fit = int(buffer_mb * 2**20) // (row_bytes * batch_size)  # steps whose rows fit the buffer
         self.window_steps = max(self.chunk, fit // self.chunk * self.chunk)
         self.prefetch = prefetch
+        self._epoch_order: tuple[int | None, np.ndarray] = (None, np.zeros(0, np.int32))
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -231,22 +236,14 @@ class StreamingLoader:
         self._thread.start()
 
     def _produce(self, epoch: int, start: int, stop: threading.Event, out: queue.Queue) -> None:
-        B, shape = self.batch_size, self.stream.x_shape
         try:
             while not stop.is_set():
-                order = epoch_order(self.n, self.seed, epoch, B)
                 for w0 in range(start, self.steps_per_epoch, self.window_steps):
                     w1 = min(w0 + self.window_steps, self.steps_per_epoch)
-                    rows = order[w0 * B : w1 * B]
-                    xw = read_rows(self.stream.path, self.stream.columns, rows)
-                    yw = jax.tree.map(lambda y, rows=rows: y[rows], self.y)
+                    window = self._read_window(epoch, w0, w1)
                     for c in range(w0, w1, self.chunk):
                         k = min(self.chunk, w1 - c)
-                        a, b = (c - w0) * B, (c - w0 + k) * B
-                        xs = jax.device_put(xw[a:b].reshape(k, B, *shape), self.sharding)
-                        ys = jax.device_put(
-                            jax.tree.map(lambda y, a=a, b=b, k=k: y[a:b].reshape(k, B, *y.shape[1:]), yw), self.sharding
-                        )
+                        xs, ys = self._place(window, c - w0, k)
                         while not stop.is_set():
                             try:
                                 out.put((epoch, c, xs, ys), timeout=0.1)
@@ -258,6 +255,26 @@ class StreamingLoader:
                 epoch, start = epoch + 1, 0
         except BaseException as e:  # handed to the loop, which raises it
             out.put(e)
+
+    def _read_window(self, epoch: int, w0: int, w1: int):
+        """Rows of steps w0..w1-1 of `epoch`: (x, y) in batch order."""
+        B = self.batch_size
+        rows = self._order(epoch)[w0 * B : w1 * B]
+        return read_rows(self.stream.path, self.stream.columns, rows), jax.tree.map(lambda y: y[rows], self.y)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The epoch's order, drawn once per epoch (the reader thread's own)."""
+        if self._epoch_order[0] != epoch:
+            self._epoch_order = (epoch, epoch_order(self.n, self.seed, epoch, self.batch_size))
+        return self._epoch_order[1]
+
+    def _place(self, window, first: int, k: int):
+        """Steps first..first+k-1 of a window on device, as [k, B, ...] arrays."""
+        xw, yw = window
+        B, a, b = self.batch_size, first * self.batch_size, (first + k) * self.batch_size
+        xs = jax.device_put(xw[a:b].reshape(k, B, *self.stream.x_shape), self.sharding)
+        ys = jax.device_put(jax.tree.map(lambda y: y[a:b].reshape(k, B, *y.shape[1:]), yw), self.sharding)
+        return xs, ys
 
 
 def read_rows(path: str, columns, rows: np.ndarray, chunk_rows: int = READ_ROWS) -> np.ndarray:

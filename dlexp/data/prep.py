@@ -86,8 +86,7 @@ class Prep:
         if self.bounds:
             train = train.with_columns([self._clipped(c) for c in self.bounds])
         for c in self.categorical:
-            values = train.select(pl.col(c).drop_nulls().unique()).collect().to_series().to_list()
-            self.categories[c] = sorted(values, key=lambda v: (str(type(v)), v))
+            self.categories[c] = ordered_categories(category_values(train, c))
         self.stats = self._fit_scale(train, fitted=moments)
         if self.task == "regression":
             y = train.select(pl.col(self.label).cast(pl.Float64).alias("y")).collect().to_series()
@@ -432,6 +431,16 @@ def standard_stats(count: int, shift: float, s1: float, s2: float) -> dict[str, 
         return None
     m1 = s1 / count
     return {"mean": shift + m1, "std": safe_scale(math.sqrt(max(s2 / count - m1 * m1, 0.0)))}
+
+
+def category_values(train: pl.LazyFrame, c: str) -> list:
+    """The distinct non-null values of categorical column c in `train`."""
+    return train.select(pl.col(c).drop_nulls().unique()).collect().to_series().to_list()
+
+
+def ordered_categories(values) -> list:
+    """Categories in their encoding order: sorted, numbers and strings apart."""
+    return sorted(values, key=lambda v: (str(type(v)), v))
 
 
 def safe_scale(v) -> float:

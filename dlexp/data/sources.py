@@ -80,14 +80,14 @@ def scan(path: str, fmt: str = "auto") -> pl.LazyFrame:
     for f in files:
         check_file(f, fmt, sniff=f == files[0])  # text sniffed in the first file; the others if a read fails
     try:
-        lf = _scan(files, fmt)
+        lf = scan_files(files, fmt)
         lf.collect_schema()  # reads the footer (Parquet, IPC) or infers the columns (CSV, NDJSON)
     except READ_ERRORS as e:
         raise unreadable(path, files, fmt, e) from None
     return lf
 
 
-def _scan(files: list[str], fmt: str) -> pl.LazyFrame:
+def scan_files(files: list[str], fmt: str) -> pl.LazyFrame:
     if fmt == "parquet":
         return pl.scan_parquet(files)
     if fmt == "csv":
@@ -146,7 +146,7 @@ def _culprit(files: list[str], fmt: str) -> str:
     for f in files:
         try:
             check_file(f, fmt)
-            _scan([f], fmt).head(1).collect()
+            scan_files([f], fmt).head(1).collect()
         except (DataError, *READ_ERRORS):
             return f
     return f"{files[0]} ... {files[-1]} ({len(files)} files)"

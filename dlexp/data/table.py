@@ -23,8 +23,10 @@ from dlexp.data import clean, report, splits
 from dlexp.data.checks import check_values
 from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
-from dlexp.data.gather import NotFinite, increasing
+from dlexp.data.gather import NotFinite, take_frame
 from dlexp.data.prep import Prep
+from dlexp.data.shard_prep import check_shardable, prepare_shards
+from dlexp.data.shards import ShardSpec
 from dlexp.data.sources import collect, has_rows, reading, scan
 from dlexp.errors import DataError
 
@@ -74,6 +76,7 @@ def table(
     augment: dict | None = None,
     seed: int = 0,
     cache_dir: str | None = None,
+    shards: ShardSpec | None = None,
 ) -> Dataset:
     """Reads `path`, cleans it, splits it with `seed`, and prepares it (fitted on train).
 
@@ -85,6 +88,7 @@ def table(
     (time_column orders the rows). stream: auto | true | false (auto: stream when the
     prepared train split would exceed max_resident_mb). augment: {flip, crop, rotate}
     for images, applied on device to training batches only (dlexp/data/augment.py).
+    shards: read only this process's shards of the rows (trainer.data_shards; shard_prep.py).
     """
     lf = scan(path, format)
     schema = lf.collect_schema()
@@ -115,14 +119,20 @@ def table(
     if cols.categorical and image_shape is not None and not image:
         raise DataError("dataset.image_shape reshapes numeric pixel columns; it cannot hold categorical columns")
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
+    sharded = shards is not None and shards.sharded
+    if shards is not None and sharded:
+        check_shardable(cols, rules, dedupe=dedupe, outliers=outliers, scale=scale, count=shards.count)
+        max_resident_mb *= shards.count / len(shards.owned)  # what this process holds: its shards
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
     key_cols: list[str] = list(dict.fromkeys([label, *extra, *([cols.weight] if cols.weight else [])]))
     floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
 
     # ------------------------------------------------------------------ rows
-    if not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale):
-        frame = lf  # read as it is cut; its values checked there (gather.NotFinite: checked whole below)
+    if sharded or (not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale)):
+        # read as it is cut, its values checked there (gather.NotFinite: checked whole below);
+        # sharded: only the key columns here, each shard's features by its process
+        frame = lf
         keys = check_values(
             collect(lf.select(key_cols), path, format),
             label=label,
@@ -204,6 +214,23 @@ def table(
         "fractions": {"val": val_fraction, "test": test_fraction},
     }
 
+    if shards is not None and sharded:
+        return prepare_shards(
+            path=path,
+            fmt=format,
+            features=cols.numeric + cols.categorical,
+            keys=keys,
+            idx=idx,
+            row_labels=row_labels,
+            template=template,
+            rules=rules,
+            floats=floats,
+            source=source,
+            streaming=streaming,
+            cache_dir=cache_dir,
+            spec=shards,
+        )
+
     def prepare(rows: dict[str, np.ndarray]) -> Dataset:
         prep = Prep.from_dict(template.to_dict())
         data = _prepare(
@@ -237,7 +264,7 @@ def _prepare(
             f"the train split of {path} is empty ({source['rows']} rows; sizes "
             f"{ {s: len(r) for s, r in rows.items()} })"
         )
-    train = _take(frame, rows["train"], streaming, n)
+    train = take_frame(frame, rows["train"], streaming, n)
     if prep.sequence and prep.sequence_length is None:
         lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
@@ -297,7 +324,7 @@ def _streamed_arrays(
     ys = {"train": prep.transform_label(kept.get_column(prep.label))}
     ws = {"train": prep.transform_weight(kept)}
     for s in ("val", "test"):
-        part = _take(frame, rows[s], True, n).collect(engine="streaming")
+        part = take_frame(frame, rows[s], True, n).collect(engine="streaming")
         xs[s], ys[s] = prep.transform(part)
         ws[s] = prep.transform_weight(part)
     return xs, ys, ws, stream
@@ -364,19 +391,6 @@ def _height(frame) -> int:
     if isinstance(frame, pl.LazyFrame):
         return int(frame.select(pl.len()).collect(engine="streaming").item())
     return frame.height
-
-
-def _take(frame, idx: np.ndarray, streaming: bool, n: int):
-    """The rows `idx` (of `n`) of `frame`, in that order. Rows in increasing order are a
-    lazy filter by a row mask (one byte a row; a hash set of the ids would be ~30), so a
-    fit aggregates them chunk by chunk without copying the split."""
-    if streaming or increasing(idx):
-        mask = np.zeros(n, bool)
-        mask[idx] = True
-        if streaming:  # the streamed frame's rows are named by `__row`
-            return frame.filter(pl.lit(pl.Series("__take", mask)).gather(pl.col("__row"))).drop("__row")
-        return frame.lazy().filter(pl.lit(pl.Series("__take", mask)))
-    return frame[idx].lazy()
 
 
 def _collect_columns(frame, names: list[str], path: str) -> pl.DataFrame:
