@@ -112,6 +112,9 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     cv: CVConfig = field(default_factory=CVConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # Parts of the rows each read by one process (docs/multihost.md); null: one per device when
+    # several processes run, else 1 (every process reads everything)
+    data_shards: int | None = None
 
 
 @dataclass

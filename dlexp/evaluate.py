@@ -73,12 +73,17 @@ def split_arrays(run: SavedRun, split: str) -> tuple[np.ndarray, np.ndarray, np.
     when its preparation no longer matches."""
     from dlexp.data import load_dataset
     from dlexp.data.dataset import SPLITS
+    from dlexp.data.shards import ShardSpec
 
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not valid; choose one of {', '.join(SPLITS)}")
     cfg = run.cfg
     seed = cfg.seed if cfg.get("data_seed") is None else cfg.data_seed
-    data = load_dataset(cfg.dataset, seed=seed, cache_dir=cfg.paths.cache, task=cfg.task)
+    # a sharded run's statistics were combined shard by shard: one process reading every shard
+    # combines them the same way, so its preparation equals prep.json's
+    count = int(run.prep_dict.get("source", {}).get("shards", {}).get("count", 1))
+    shards = ShardSpec.for_process(count, 0, 1)
+    data = load_dataset(cfg.dataset, seed=seed, cache_dir=cfg.paths.cache, task=cfg.task, shards=shards)
     fresh = {k: v for k, v in data.prep.items() if k not in ("source", "report")}
     saved = {k: v for k, v in run.prep_dict.items() if k not in ("source", "report")}
     if json.dumps(fresh, sort_keys=True, default=str) != json.dumps(saved, sort_keys=True, default=str):

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dlexp.data.shards import ShardSpec
 from dlexp.errors import ConfigError
 
 log = logging.getLogger("dlexp")
@@ -205,6 +206,28 @@ def make_layout(kind: str, num_devices: int, copies: int = 0) -> Layout:
         devices = jax.local_devices()[:num_devices]
     mesh = jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
     return Layout(kind, mesh, NamedSharding(mesh, P()), NamedSharding(mesh, P("data")), copies)
+
+
+def data_shards(trainer: Any, copies: bool = False) -> ShardSpec:
+    """This process's data shards (trainer.data_shards; null: one per device across several
+    processes, so each process reads only its own rows, else 1)."""
+    count = trainer.data_shards
+    if count is None:
+        count = jax.device_count() if jax.process_count() > 1 else 1
+    spec = ShardSpec.for_process(int(count), jax.process_index(), jax.process_count())
+    if spec.sharded:
+        why = [
+            ("trainer.seeds / trainer.copies", copies),
+            ("trainer.cv (folds are cut from every row)", bool(trainer.cv.folds)),
+            ("trainer.parallel=pmap", trainer.parallel == "pmap"),
+        ]
+        bad = [name for name, on in why if on]
+        if bad:
+            raise ConfigError(
+                f"trainer.data_shards={spec.count} reads each process's own rows, which {', '.join(bad)} cannot use; "
+                "set trainer.data_shards=1 (every process reads every row)"
+            )
+    return spec
 
 
 def device_summary() -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ def run(
     from dlexp.copies import Hyper, check_one_graph, copy_specs, with_values
     from dlexp.data import load_dataset
     from dlexp.data.augment import make_augment
+    from dlexp.data.footprint import footprint, memory_mb
     from dlexp.data.report import report_text
     from dlexp.hooks import build_hooks
     from dlexp.jobs import job_resources
@@ -77,8 +78,13 @@ def run(
     try:
         # -------------------------------------------------------------- data
         data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+        loaded: dict[str, Any] = {}  # what loading cost each process (a fold's data comes loaded)
         if data is None:  # a cross-validation fold brings its own
-            data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=cfg.task)
+            shards = parallel.data_shards(cfg.trainer, copies=copy_specs(cfg) is not None)
+            rss_before = memory_mb()
+            data = load_dataset(cfg.dataset, seed=data_seed, cache_dir=cfg.paths.cache, task=cfg.task, shards=shards)
+            loaded = footprint(data, rss_before, jax.process_count())
+            log.info("data read: %s", loaded["processes"])
         if main:
             for d in [run_dir, *(copy_dirs or [])]:  # how to prepare new data: beside every checkpoint
                 rundir.write_json(os.path.join(d, "prep.json"), data.prep)
@@ -113,7 +119,12 @@ def run(
             copies=len(seeds) if copies else 0,
         )
         layout = parallel.make_layout(kind, n_dev, copies=len(seeds) if copies else 0)
-        plan = plan_steps(cfg.trainer, n_train, 1 if copies else layout.num_devices)
+        plan = plan_steps(
+            cfg.trainer,
+            n_train,
+            1 if copies else layout.num_devices,
+            shard_sizes=data.shards.sizes["train"] if data.shards is not None else None,
+        )
         tx, _ = optim.make_optimizer(cfg.optimizer, cfg.schedule, plan.total_steps)
         tasks = [
             make_task(
@@ -158,7 +169,13 @@ def run(
 
         # -------------------------------------------------------------- fit and test
         objective = (cfg.objective.metric, str(cfg.objective.mode))
-        hooks = build_hooks(cfg, run_dir, copies=copies, copy_dirs=copy_dirs)
+        hooks = build_hooks(
+            cfg,
+            run_dir,
+            copies=copies,
+            copy_dirs=copy_dirs,
+            partial_data=data.shards is not None and not data.shards.spec.all_local,
+        )
         result, _best = fit(
             task=task,
             splits=splits,
@@ -178,7 +195,7 @@ def run(
             hooks=hooks,
             augment=make_augment(data.augment),
         )  # dataset.augment: images, training batches only
-        summary = {**result, "wall_time_s": round(time.perf_counter() - t0, 3)}
+        summary = {**result, "data": loaded, "wall_time_s": round(time.perf_counter() - t0, 3)}
         if copy_dirs:  # a packed sweep job: each copy is compared by its own job's overrides
             record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs])
         else:

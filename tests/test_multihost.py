@@ -1,5 +1,6 @@
-"""Two processes on this machine, joined by jax.distributed, train like one process with two devices,
-and a two-process run killed with SIGKILL resumes bitwise from its Orbax checkpoint."""
+"""Two processes on this machine, joined by jax.distributed, each reading its own half of the data,
+train exactly like one process with two devices and two data shards (resident and streamed), and
+a two-process run killed with SIGKILL resumes bitwise from its Orbax checkpoint."""
 
 import os
 import socket
@@ -7,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import polars as pl
 import pytest
 from conftest import ROOT, read_json
 
@@ -34,7 +37,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def two_processes(run_dir, cwd, env) -> list[subprocess.Popen]:
+def two_processes(run_dir, cwd, env, args=ARGS) -> list[subprocess.Popen]:
     port = free_port()
     return [
         subprocess.Popen(
@@ -42,7 +45,7 @@ def two_processes(run_dir, cwd, env) -> list[subprocess.Popen]:
                 sys.executable,
                 "-m",
                 "dlexp.train",
-                *ARGS,
+                *args,
                 f"hydra.run.dir={run_dir}",
                 f"trainer.distributed.coordinator=127.0.0.1:{port}",
                 "trainer.distributed.num_processes=2",
@@ -71,26 +74,33 @@ def env(cache_dir):
     return out
 
 
-def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
-    finish(two_processes(tmp_path / "multi", tmp_path, env))
-    multi = read_json(tmp_path / "multi" / "summary.json")
-    assert multi["devices"] == 2
-
+def one_process(run_dir, cwd, env, args=ARGS) -> dict:
+    """The same run in one process with two devices, holding both data shards."""
     one = subprocess.run(
-        [sys.executable, "-m", "dlexp.train", *ARGS, f"hydra.run.dir={tmp_path / 'one'}"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "dlexp.train", *args, "trainer.data_shards=2", f"hydra.run.dir={run_dir}"],
+        cwd=cwd,
         env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    single = read_json(tmp_path / "one" / "summary.json")
+    return read_json(run_dir / "summary.json")
+
+
+def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
+    finish(two_processes(tmp_path / "multi", tmp_path, env))
+    multi = read_json(tmp_path / "multi" / "summary.json")
+    assert multi["devices"] == 2
+    single = one_process(tmp_path / "one", tmp_path, env)
     assert single["devices"] == 2
-    assert multi["final"]["train"]["loss"] == pytest.approx(single["final"]["train"]["loss"], rel=1e-4)
-    assert multi["test"]["accuracy"] == pytest.approx(single["test"]["accuracy"])
+    for key in ("test", "best", "final"):
+        assert multi[key] == single[key], key
     info = read_json(tmp_path / "multi" / "run.json")
     assert {d["process"] for d in info["devices"]} == {0, 1}
+    # wine's one file is cut into two row ranges: each process read its own half
+    reads = [p["rows_read"] for p in multi["data"]["processes"]]
+    assert reads == [89, 89] and single["data"]["processes"][0]["rows_read"] == 178
 
     # The same two processes killed with SIGKILL after a checkpoint, then started again with the
     # same command: they resume from the checkpoint and end bitwise as the run above did.
@@ -109,3 +119,42 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
     assert resumed["checkpoint"]["resumed_from_step"] >= 15
     for key in ("test", "best", "final"):
         assert resumed[key] == multi[key], key
+
+
+def test_streamed_files_are_read_one_share_per_process(tmp_path, env):
+    """Four Parquet files, streamed: each process reads two whole files, and the categories are
+    the union of both processes' values (one colour is only in the second half)."""
+    rng = np.random.default_rng(0)
+    files = tmp_path / "data"
+    files.mkdir()
+    for i in range(4):
+        x = rng.normal(size=(500, 6))
+        colour = rng.choice(["red", "green"] + (["blue"] if i >= 2 else []), size=500)
+        frame = pl.DataFrame(x, schema=[f"f{j}" for j in range(6)], orient="row")
+        label = (x[:, 0] + (colour == "blue") > 0.3).astype(np.int32)
+        frame.with_columns(colour=pl.Series(colour), label=pl.Series(label)).write_parquet(files / f"part{i}.parquet")
+    args = [
+        *ARGS[:2],
+        "dataset=parquet",
+        f"dataset.path={files}",
+        "dataset.label=label",
+        "+dataset.categorical=[colour]",
+        "+dataset.stream=true",
+        "trainer.steps=40",
+        "trainer.eval_every=20",
+        "trainer.log_every=20",
+        "trainer.batch_size=32",
+        "trainer.progress=false",
+        "trainer.parallel=mesh",
+        "trainer.checkpoint.enabled=false",
+        "logger=jsonl",
+    ]
+    finish(two_processes(tmp_path / "multi", tmp_path, env, args))
+    multi = read_json(tmp_path / "multi" / "summary.json")
+    single = one_process(tmp_path / "one", tmp_path, env, args)
+    for key in ("test", "best", "final"):
+        assert multi[key] == single[key], key
+    assert [p["rows_read"] for p in multi["data"]["processes"]] == [1000, 1000]
+    prep = read_json(tmp_path / "multi" / "prep.json")
+    assert prep["categories"]["colour"] == ["blue", "green", "red"]
+    assert prep["source"]["streamed"] and prep["source"]["shards"]["bounds"] == [[0, 1000], [1000, 2000]]

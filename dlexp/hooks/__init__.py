@@ -22,9 +22,15 @@ __all__ = ["Hook", "build_hooks"]
 
 
 def build_hooks(
-    cfg: TrainConfig, run_dir: str, *, copies: bool = False, copy_dirs: list[str] | None = None
+    cfg: TrainConfig,
+    run_dir: str,
+    *,
+    copies: bool = False,
+    copy_dirs: list[str] | None = None,
+    partial_data: bool = False,
 ) -> list[Hook]:
-    """The hooks `cfg.callbacks` lists; `copy_dirs`: each copy's own job dir (a packed sweep)."""
+    """The hooks `cfg.callbacks` lists; `copy_dirs`: each copy's own job dir (a packed sweep);
+    `partial_data`: this process holds only its shards of the data (trainer.data_shards)."""
     hooks: list[Hook] = []
     for name, node in cfg.callbacks.items():
         if node is None:  # callbacks.<name>=null turns a hook off
@@ -45,4 +51,9 @@ def build_hooks(
         if left:
             log.info("copies: %s work on single runs and are left out", ", ".join(left))
         hooks = [h for h in hooks if h.copies_ok]
+    if partial_data:
+        left = sorted({type(h).__name__ for h in hooks if h.reads_splits})
+        if left:
+            log.info("data split over processes: %s read whole splits and are left out", ", ".join(left))
+        hooks = [h for h in hooks if not h.reads_splits]
     return hooks

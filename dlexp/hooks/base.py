@@ -22,6 +22,7 @@ class Hook:
     """Base class: every method is optional."""
 
     copies_ok: bool = False  # whether the hook works on a run of several copies (trainer.seeds)
+    reads_splits: bool = False  # whether it reads whole splits (ctx.data.x): not with data split over processes
 
     def on_start(self, ctx: Context, loop: Loop) -> None:
         """After the state is built, before the first step."""

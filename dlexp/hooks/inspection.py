@@ -29,6 +29,7 @@ class TestConfusion(Hook):
     a packed sweep) puts each copy's into its own entry, computed in one vmapped pass."""
 
     copies_ok = True
+    reads_splits = True
 
     def on_end(self, ctx, loop, summary: dict) -> None:
         if ctx.data.task != "classification" or loop.best_state is None:
@@ -56,6 +57,8 @@ class TestConfusion(Hook):
 class Embeddings(Hook):
     """Writes the projector data once, at the end of a run, from the best state."""
 
+    reads_splits = True
+
     def __init__(self, samples: int = 500, seed: int = 0):
         self.samples = int(samples)
         self.seed = seed
@@ -77,6 +80,8 @@ class Embeddings(Hook):
 
 class LayerStats(Hook):
     """Histograms and update ratios every `every` steps (checked at each train log)."""
+
+    reads_splits = True
 
     def __init__(self, every: int, make_tx: Callable[[int], optax.GradientTransformation], seed: int = 0):
         self.every = max(int(every), 1)

@@ -45,6 +45,8 @@ def finite_or_warn(values: np.ndarray, tag: str) -> bool:
 
 
 class ClassificationPlots(Hook):
+    reads_splits = True
+
     def __init__(self, samples: int = 16):
         self.samples = samples
 
@@ -69,6 +71,8 @@ class ClassificationPlots(Hook):
 
 
 class RegressionPlots(Hook):
+    reads_splits = True
+
     def __init__(self, windows: int = 4):
         self.windows = windows
 
@@ -110,6 +114,8 @@ class GANSamples(Hook):
 
 class Reconstructions(Hook):
     """The first val images (top row) over their reconstructions (bottom row)."""
+
+    reads_splits = True
 
     def __init__(self, count: int = 8):
         self.count, self.reconstruct = count, None

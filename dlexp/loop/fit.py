@@ -22,6 +22,7 @@ from dlexp.config import TrainerConfig
 from dlexp.copies import Hyper
 from dlexp.data import Dataset
 from dlexp.data.loader import eval_sets, make_loader
+from dlexp.data.shard_loader import sharded_inputs
 from dlexp.hooks.base import Hook
 from dlexp.loop.guards import (
     GUARD_KEYS,
@@ -73,12 +74,15 @@ def fit(
     skip_nonfinite = trainer.nan_policy == "skip"
 
     # ------------------------------------------------------------------ data on device, programs
-    loader = make_loader(
-        data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies_run else None
-    )
-    evals = eval_sets(
-        data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies_run else layout.num_devices
-    )
+    if data.shards is not None:  # each process holds its own shards (dlexp/data/shard_loader.py)
+        loader, evals = sharded_inputs(data, plan.batch_size, trainer.eval_batch_size, seeds[0], layout.mesh)
+    else:
+        loader = make_loader(
+            data, plan.batch_size, seeds[0], layout.replicated, copies=(seeds, layout.batch) if copies_run else None
+        )
+        evals = eval_sets(
+            data, trainer.eval_batch_size, layout.replicated, multiple=1 if copies_run else layout.num_devices
+        )
     sm = splits[0]  # one graph: the copies differ only in their arrays
     programs = build_programs(
         task,

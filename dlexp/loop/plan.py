@@ -49,11 +49,15 @@ class Plan:
         return step // every > last // every or step == self.total_steps
 
 
-def plan_steps(cfg: TrainerConfig, n_train: int, num_devices: int = 1) -> Plan:
-    """Resolves epochs/steps/cadences; the one place the batch size is checked."""
+def plan_steps(cfg: TrainerConfig, n_train: int, num_devices: int = 1, shard_sizes: list[int] | None = None) -> Plan:
+    """Resolves epochs/steps/cadences; the one place the batch size is checked.
+    shard_sizes: the train rows of each data shard (trainer.data_shards; each batch takes
+    an equal part from every shard, and an epoch lasts as long as the smallest gives)."""
     batch = int(cfg.batch_size)
     if batch < 1:
         raise ConfigError(f"trainer.batch_size={batch} must be at least 1")
+    if shard_sizes:
+        return _plan(cfg, batch, shard_steps(batch, shard_sizes))
     if batch > n_train:
         used = max(num_devices, n_train // num_devices * num_devices)
         log.warning(
@@ -65,7 +69,27 @@ def plan_steps(cfg: TrainerConfig, n_train: int, num_devices: int = 1) -> Plan:
             f"trainer.batch_size={batch} does not split over {num_devices} devices; use a multiple of {num_devices} "
             f"(e.g. {max(num_devices, batch // num_devices * num_devices)}) or trainer.parallel=single"
         )
-    spe = max(1, n_train // batch)
+    return _plan(cfg, batch, max(1, n_train // batch))
+
+
+def shard_steps(batch: int, shard_sizes: list[int]) -> int:
+    """Steps per epoch of sharded data, or a clear error where a shard cannot fill its part."""
+    count = len(shard_sizes)
+    if batch % count:
+        raise ConfigError(
+            f"trainer.batch_size={batch} does not split over trainer.data_shards={count}; use a multiple of {count}"
+        )
+    part = batch // count
+    small = min(range(count), key=lambda p: shard_sizes[p])
+    if shard_sizes[small] < part:
+        raise ConfigError(
+            f"data shard {small} holds {shard_sizes[small]} train rows, fewer than its {part} rows of each batch "
+            f"(trainer.batch_size={batch} over trainer.data_shards={count}): lower one of the two"
+        )
+    return min(n // part for n in shard_sizes)
+
+
+def _plan(cfg: TrainerConfig, batch: int, spe: int) -> Plan:
     if cfg.steps is not None:
         if cfg.steps < 1:
             raise ConfigError(f"trainer.steps={cfg.steps} must be at least 1 (or null to train by epochs)")
