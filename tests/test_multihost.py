@@ -1,8 +1,10 @@
 """Two processes on this machine, joined by jax.distributed, each reading its own half of the data,
 train exactly like one process with two devices and two data shards (resident and streamed), and
-a two-process run killed with SIGKILL resumes bitwise from its Orbax checkpoint."""
+a two-process run killed with SIGKILL, or one of its processes sent SIGTERM, resumes bitwise from
+its Orbax checkpoint."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,6 +119,24 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
     finish(two_processes(killed, tmp_path, env))
     resumed = read_json(killed / "summary.json")
     assert resumed["checkpoint"]["resumed_from_step"] >= 15
+    for key in ("test", "best", "final"):
+        assert resumed[key] == multi[key], key
+
+    # SIGTERM to one process only, as when one host is preempted: both agree to stop at the
+    # same step, save it and exit 75; the same command then ends as the uninterrupted run.
+    stopped = tmp_path / "stopped"
+    procs = two_processes(stopped, tmp_path, env)
+    while not (stopped / "checkpoints" / "15").exists():
+        assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [75, 75], outs[0][1][-3000:]
+    preempted = read_json(stopped / "summary.json")
+    assert preempted["status"] == "preempted"
+    finish(two_processes(stopped, tmp_path, env))
+    resumed = read_json(stopped / "summary.json")
+    assert resumed["checkpoint"]["resumed_from_step"] == preempted["steps"]
     for key in ("test", "best", "final"):
         assert resumed[key] == multi[key], key
 

@@ -78,9 +78,8 @@ def prepare_shards(
     frames, rows = {}, {}
     for p in spec.owned:
         lo, hi = bounds[p]
+        # lazy throughout: checked, fitted and cut as Polars reads it, never held whole
         frame = shards.read_range(files, counts, lambda fs: scan_files(fs, fmt), lo, hi).select(features)
-        if not streaming:
-            frame = frame.collect()
         frame = check_values(
             frame, label=template.label, floats=[c for c in floats if c in features], rules=rules, path=path
         )
@@ -157,7 +156,9 @@ def _dataset(prep: Prep, local: shards.LocalShards, idx, row_labels, source, str
     (one process holding every shard: the whole split, in the order an unsharded run has)."""
 
     def joined(parts: list) -> np.ndarray | None:
-        return None if any(p is None for p in parts) else np.concatenate(parts)
+        if any(p is None for p in parts):
+            return None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)  # one shard: no copy
 
     info = prep.to_dict()
     sizes = {s: sum(local.sizes[s]) for s in SPLITS}
@@ -172,11 +173,11 @@ def _dataset(prep: Prep, local: shards.LocalShards, idx, row_labels, source, str
     t = prep.target
     return Dataset(
         x={s: joined(local.x[s]) for s in SPLITS},  # type: ignore[misc]  (a streamed train split is None)
-        y={s: np.concatenate(local.y[s]) for s in SPLITS},
+        y={s: joined(local.y[s]) for s in SPLITS},  # type: ignore[misc]
         task=prep.task,
         classes=prep.classes,
         target_scale=(t.get("mean", 0.0), t.get("std", 1.0)),
         prep=info,
-        weights={s: np.concatenate(local.w[s]) for s in SPLITS} if local.w is not None else None,
+        weights={s: joined(local.w[s]) for s in SPLITS} if local.w is not None else None,  # type: ignore[misc]
         shards=local,
     )

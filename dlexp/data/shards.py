@@ -98,22 +98,30 @@ def local_rows(idx: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def partial_stats(train: pl.LazyFrame, cols: list[str], scale: str) -> np.ndarray:
     """float64 [3, len(cols)] of one shard's train rows: (count, mean, sum of squared
-    deviations) for standard scaling, (count, min, max) otherwise."""
+    deviations) for standard scaling, (count, min, max) otherwise. One streaming pass: the
+    moments are summed around the shard's first train row, as `prep.standard_stats` does,
+    so no column is held whole."""
     if not cols or scale == "none":
         return np.zeros((3, len(cols)))
     x = [pl.col(c).cast(pl.Float64) for c in cols]
     if scale == "standard":
-        aggs = [pl.len().alias("n")] + [e.mean().alias(f"a{i}") for i, e in enumerate(x)]
-        aggs += [((e - e.mean()) ** 2).sum().alias(f"b{i}") for i, e in enumerate(x)]
+        first = train.select(x).head(1).collect()
+        shift = [v or 0.0 for v in first.row(0)] if first.height else [0.0] * len(cols)
+        d = [(e - s).alias(c) for e, s, c in zip(x, shift, cols)]
+        aggs = [pl.len().alias("n")] + [e.sum().alias(f"a{i}") for i, e in enumerate(d)]
+        aggs += [(e * e).sum().alias(f"b{i}") for i, e in enumerate(d)]
     else:
         aggs = [pl.len().alias("n")] + [e.min().alias(f"a{i}") for i, e in enumerate(x)]
         aggs += [e.max().alias(f"b{i}") for i, e in enumerate(x)]
     row = train.select(aggs).collect(engine="streaming").row(0, named=True)
     out = np.full((3, len(cols)), np.nan)
-    out[0] = row["n"]
+    out[0] = n = row["n"]
     for i in range(len(cols)):
-        out[1, i] = np.nan if row[f"a{i}"] is None else row[f"a{i}"]
-        out[2, i] = np.nan if row[f"b{i}"] is None else row[f"b{i}"]
+        a, b = row[f"a{i}"], row[f"b{i}"]
+        if scale == "standard" and n:  # (sum, sum of squares) around the shift -> (mean, M2)
+            out[1, i], out[2, i] = shift[i] + a / n, max(b - a * a / n, 0.0)
+        elif a is not None:
+            out[1, i], out[2, i] = a, b
     return out
 
 

@@ -80,6 +80,8 @@ class Preemption(Hook):
     """On SIGTERM or SIGINT, finish the current step, save, and end with status "preempted".
 
     A second signal of the same kind ends the process at once (the usual Ctrl-C twice).
+    Several processes agree after every call whether any of them was signalled, so all stop
+    and save at the same step even when only one host is preempted.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -88,8 +90,12 @@ class Preemption(Hook):
     def __init__(self):
         self.received: int | None = None
         self.previous: dict[int, Any] = {}
+        self.processes = 1
 
     def on_start(self, ctx: Any, loop: Any) -> None:
+        import jax
+
+        self.processes = jax.process_count()
         if threading.current_thread() is not threading.main_thread():
             log.debug("not the main thread: preemption signals are left to the caller")
             return
@@ -104,7 +110,10 @@ class Preemption(Hook):
         log.warning("received %s: saving a checkpoint after this step, then exiting", signal.Signals(signum).name)
 
     def on_step(self, ctx: Any, loop: Any) -> None:
-        if self.received is not None:
+        stop = self.received is not None
+        if self.processes > 1:
+            stop = any_process(stop)
+        if stop:
             loop.stop, loop.status = True, "preempted"
 
     def on_end(self, ctx: Any, loop: Any, summary: dict) -> None:
@@ -119,3 +128,11 @@ class Preemption(Hook):
 
     def close(self) -> None:
         self.restore_handlers()
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is set in any process (a collective: every process calls it)."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())
