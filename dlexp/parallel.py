@@ -210,24 +210,24 @@ def make_layout(kind: str, num_devices: int, copies: int = 0) -> Layout:
 
 def data_shards(trainer: Any, copies: bool = False) -> ShardSpec:
     """This process's data shards (trainer.data_shards; null: one per device across several
-    processes, so each process reads only its own rows, else 1)."""
-    count = trainer.data_shards
-    if count is None:
-        count = jax.device_count() if jax.process_count() > 1 else 1
-    spec = ShardSpec.for_process(int(count), jax.process_index(), jax.process_count())
-    if spec.sharded:
-        why = [
-            ("trainer.seeds / trainer.copies", copies),
-            ("trainer.cv (folds are cut from every row)", bool(trainer.cv.folds)),
-            ("trainer.parallel=pmap", trainer.parallel == "pmap"),
-        ]
-        bad = [name for name, on in why if on]
-        if bad:
+    processes, so each process reads only its own rows, where the run can; else 1)."""
+    explicit = trainer.data_shards is not None
+    count = trainer.data_shards if explicit else (jax.device_count() if jax.process_count() > 1 else 1)
+    why = [
+        ("trainer.seeds / trainer.copies", copies),
+        ("trainer.cv (folds are cut from every row)", bool(trainer.cv.folds)),
+        ("trainer.parallel=pmap", trainer.parallel == "pmap"),
+    ]
+    bad = [name for name, on in why if on]
+    if int(count) > 1 and bad:
+        if explicit:
             raise ConfigError(
-                f"trainer.data_shards={spec.count} reads each process's own rows, which {', '.join(bad)} cannot use; "
+                f"trainer.data_shards={count} reads each process's own rows, which {', '.join(bad)} cannot use; "
                 "set trainer.data_shards=1 (every process reads every row)"
             )
-    return spec
+        log.info("data: every process reads every row, since %s needs them", ", ".join(bad))
+        count = 1
+    return ShardSpec.for_process(int(count), jax.process_index(), jax.process_count(), explicit)
 
 
 def device_summary() -> list[dict[str, Any]]:

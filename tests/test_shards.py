@@ -88,3 +88,20 @@ def test_what_cannot_be_sharded_names_trainer_data_shards(tmp_path):
         shard_steps(30, [100] * 4)
     with pytest.raises(ConfigError, match=r"data shard 1 holds 5 train rows"):
         shard_steps(32, [100, 5])
+
+
+def test_shards_chosen_by_default_fall_back_to_reading_everything(tmp_path):
+    path = table_file(tmp_path)
+    data = table(path=path, label="label", drop=["colour"], dedupe=True, shards=ShardSpec(2, (0, 1), explicit=False))
+    assert data.shards is None  # dedupe needs every row: read whole, no error
+    assert ShardSpec.for_process(1, 1, 2) == ShardSpec(1, (0,))  # one shard: every process holds it
+
+
+def test_trainer_options_that_need_every_row(compose):
+    from dlexp.parallel import data_shards
+
+    trainer = compose(["trainer.data_shards=2", "trainer.cv.folds=3"]).trainer
+    with pytest.raises(ConfigError, match=r"trainer.data_shards=2 .*trainer.cv.*set trainer.data_shards=1"):
+        data_shards(trainer)
+    assert data_shards(compose(["trainer.data_shards=2"]).trainer) == ShardSpec(2, (0, 1))
+    assert data_shards(compose(["trainer.cv.folds=3"]).trainer).count == 1  # the default: one shard

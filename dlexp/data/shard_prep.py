@@ -10,6 +10,7 @@ prepared with the same `Prep` as a single process would save in prep.json, so
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,12 @@ from dlexp.data.prep import Prep, category_values, safe_scale
 from dlexp.data.sources import detect_format, resolve_files, scan_files
 from dlexp.errors import DataError
 
+log = logging.getLogger("dlexp")
 
-def check_shardable(cols, rules: dict[str, Any], *, dedupe: bool, outliers, scale: str, count: int) -> None:
-    """A preparation fitted shard by shard must combine exactly; say what does not."""
+
+def shardable(cols, rules: dict[str, Any], *, dedupe: bool, outliers, scale: str, spec: shards.ShardSpec) -> bool:
+    """Whether a preparation fitted shard by shard combines exactly. Where it does not: an
+    error naming why if the user asked for shards, else a log line (every process reads all)."""
     why = []
     if cols.image or cols.sequence:
         why.append("image and sequence columns (their shapes and encodings are fitted on every row)")
@@ -38,12 +42,15 @@ def check_shardable(cols, rules: dict[str, Any], *, dedupe: bool, outliers, scal
         why.append(f"dataset.missing other than error (for {', '.join(filled[:3])}: fills and drops move rows)")
     if scale not in shards.SHARDABLE_SCALES:
         why.append(f"dataset.scale={scale} (choose one of {', '.join(shards.SHARDABLE_SCALES)})")
-    if why:
+    if why and spec.explicit:
         raise DataError(
-            f"trainer.data_shards={count}: each process prepares only its own rows, which rules out "
+            f"trainer.data_shards={spec.count}: each process prepares only its own rows, which rules out "
             + "; ".join(why)
             + ". Set trainer.data_shards=1 to read the whole table in every process"
         )
+    if why:
+        log.info("data: every process reads the whole table, since shards rule out %s", "; ".join(why))
+    return not why
 
 
 def file_rows(path: str, fmt: str) -> tuple[list[str], str, list[int]]:

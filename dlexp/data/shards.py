@@ -33,17 +33,22 @@ class ShardSpec:
 
     count: int
     owned: tuple[int, ...]
+    # set by the user (trainer.data_shards): data that cannot be sharded is an error; chosen
+    # by default: such data is read whole by every process instead
+    explicit: bool = True
 
     @classmethod
-    def for_process(cls, count: int, process: int, processes: int) -> ShardSpec:
+    def for_process(cls, count: int, process: int, processes: int, explicit: bool = True) -> ShardSpec:
         if count < 1:
             raise ConfigError(f"trainer.data_shards={count} must be at least 1")
+        if count == 1:  # one shard: the whole table, read by every process
+            return cls(1, (0,), explicit)
         if count % processes:
             raise ConfigError(
                 f"trainer.data_shards={count} does not split over {processes} processes; use a multiple of {processes}"
             )
         per = count // processes
-        return cls(count, tuple(range(process * per, (process + 1) * per)))
+        return cls(count, tuple(range(process * per, (process + 1) * per)), explicit)
 
     @property
     def sharded(self) -> bool:

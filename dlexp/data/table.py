@@ -25,7 +25,7 @@ from dlexp.data.columns import resolve
 from dlexp.data.dataset import SPLITS, Dataset
 from dlexp.data.gather import NotFinite, take_frame
 from dlexp.data.prep import Prep
-from dlexp.data.shard_prep import check_shardable, prepare_shards
+from dlexp.data.shard_prep import prepare_shards, shardable
 from dlexp.data.shards import ShardSpec
 from dlexp.data.sources import collect, has_rows, reading, scan
 from dlexp.errors import DataError
@@ -119,9 +119,12 @@ def table(
     if cols.categorical and image_shape is not None and not image:
         raise DataError("dataset.image_shape reshapes numeric pixel columns; it cannot hold categorical columns")
     rules = clean.missing_rules(missing, cols.numeric + cols.categorical, cols.numeric)
-    sharded = shards is not None and shards.sharded
+    sharded = (
+        shards is not None
+        and shards.sharded
+        and shardable(cols, rules, dedupe=dedupe, outliers=outliers, scale=scale, spec=shards)
+    )
     if shards is not None and sharded:
-        check_shardable(cols, rules, dedupe=dedupe, outliers=outliers, scale=scale, count=shards.count)
         max_resident_mb *= shards.count / len(shards.owned)  # what this process holds: its shards
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
