@@ -157,6 +157,14 @@ class LossConfig:
 
 
 @dataclass
+class QualityConfig:
+    # the classifier that measures a GAN's or VAE's samples (dlexp/quality): auto trains one on
+    # the data's labels; a run dir reuses a dlexp classification run; off measures nothing
+    judge: str = "auto"
+    judge_steps: int = 500  # its training steps (auto)
+
+
+@dataclass
 class SweepConfig:
     pack: bool | None = (
         None  # -m: train jobs that differ only in vectorizable keys as one program (null: where it pays)
@@ -179,6 +187,7 @@ class TrainConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     callbacks: dict[str, Any] = field(default_factory=dict)  # hooks by name: `_target_` + arguments, or null (off)
     task: Task = Task.auto
     seed: int = 0

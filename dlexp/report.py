@@ -117,6 +117,11 @@ def run_report(run_dir: str, out: str) -> str:
             f"{(s.get('test') or {}).get('accuracy', float('nan')):.3f})",
         )
         lines += ["## Confusion matrix (test, best state)", "", "![confusion matrix](confusion.png)", ""]
+    if {"d_loss", "kl"} & set(s.get("test") or {}):  # a GAN's or an autoencoder's: its samples
+        from dlexp.inspection.generated import sample_grids
+
+        for title, name in sample_grids(run_dir, out):
+            lines += [f"## {title[0].upper()}{title[1:]}", "", f"![{title}]({name})", ""]
     return "\n".join(lines)
 
 

@@ -124,7 +124,7 @@ class SavedRun:
             model=model,
             loss=self.cfg.get("loss"),
             precision=self.cfg.trainer.get("precision", "float32"),
-        )
+        ).for_data(self.prep.scale)  # a VAE's `auto` likelihood, resolved as the run did
         return sm, task, (best_step(meta, step, self.run_dir) if which == "best" else step)
 
 

@@ -57,6 +57,7 @@ def run(
     from dlexp.loop.plan import plan_steps
     from dlexp.loop.records import CopyRecord
     from dlexp.models.split import has_conv, split_model
+    from dlexp.quality.attach import fit_to_data
     from dlexp.tasks import make_task
     from dlexp.writers import copy_writers, make_writers
 
@@ -138,6 +139,7 @@ def run(
             )
             for c in cfgs
         ]
+        tasks, judged = fit_to_data(tasks, cfg.quality, data, cfg.seed, cfg.objective, cfg.paths.cache)
         task = tasks[0]
         hypers = [Hyper(optim.hyperparameters(c.optimizer), t.hyperparameters()) for c, t in zip(cfgs, tasks)]
         schedules = [optim.make_schedule(h.optimizer["lr"], cfg.schedule, plan.total_steps) for h in hypers]
@@ -168,7 +170,7 @@ def run(
             per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in specs] if specs else [writers]
 
         # -------------------------------------------------------------- fit and test
-        objective = (cfg.objective.metric, str(cfg.objective.mode))
+        objective = judged.pop("objective", None) or (cfg.objective.metric, str(cfg.objective.mode))
         hooks = build_hooks(
             cfg,
             run_dir,
@@ -196,6 +198,8 @@ def run(
             augment=make_augment(data.augment),
         )  # dataset.augment: images, training batches only
         summary = {**result, "data": loaded, "wall_time_s": round(time.perf_counter() - t0, 3)}
+        if judged:
+            summary["quality"] = judged
         if copy_dirs:  # a packed sweep job: each copy is compared by its own job's overrides
             record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs])
         else:

@@ -86,7 +86,7 @@ def test_generative_models_shapes():
         assert forward(gan, jnp.ones((3, *shape))).shape == (3, 1)
     vae = Autoencoder((8, 8, 1), latent=4, variational=True, rngs=nnx.Rngs(0))
     out = vae(jnp.ones((3, 8, 8, 1)), rngs=nnx.Rngs(dropout=0))
-    assert out["recon"].shape == (3, 8, 8, 1) and out["kl"].shape == (3,)
+    assert out["recon"].shape == (3, 8, 8, 1) and out["kl_dims"].shape == out["code"].shape == (3, 4)
 
 
 def test_bad_model_options_are_named():

@@ -45,7 +45,9 @@ def test_the_task_follows_the_data_unless_the_model_declares_one():
     task = make_task("classification", num_outputs=10, model=gan)
     assert isinstance(task, GANTask) and task.latent == 5
     vae = Autoencoder((4,), variational=True, beta=0.5, rngs=nnx.Rngs(0))
-    assert make_task("classification", num_outputs=2, model=vae) == Reconstruction(beta=0.5)
+    task = make_task("classification", num_outputs=2, model=vae)
+    assert isinstance(task, Reconstruction) and task.beta == 0.5 and task.likelihood == "auto"
+    assert task.for_data("minmax").likelihood == "bernoulli" and task.for_data("standard").likelihood == "gaussian"
 
 
 def test_bad_loss_options_are_config_errors():
@@ -80,7 +82,7 @@ def test_autoencoder_learns_to_reconstruct(variational):
     ae = Autoencoder((16,), hidden=[32], latent=4, variational=variational, rngs=nnx.Rngs(0))
     task = make_task("classification", num_outputs=3, model=ae)
     sm, state, history = train(task, ae, 60, x, y)
-    assert history[-1]["recon"] < 0.5 * history[0]["recon"]
+    assert history[-1]["mse"] < 0.5 * history[0]["mse"]
     assert (history[-1]["kl"] > 0) == variational
     recon = task.make_reconstruct(sm)(state["params"], state["rest"], x)
     assert recon.shape == x.shape

@@ -5,7 +5,8 @@ On when `logger.tensorboard` and `logger.plots` are true; each hook acts only fo
                   matrix, ROC curves and, for image data, sample predictions
   regression      at the end: predicted against true on test; forecasting: a few windows
   gan             at each evaluation: samples of one fixed noise batch as a grid
-  autoencoder     at each evaluation: val images (top row) and their reconstructions
+  autoencoder     at each evaluation: val images (top row) and their reconstructions; a VAE
+                  also its samples from the prior, as a GAN's
 
 A figure of non-finite outputs (a diverged model) is skipped with a one-line warning: the
 run's own status and messages say what went wrong, a plot must not end it.
@@ -94,13 +95,15 @@ class RegressionPlots(Hook):
 
 
 class GANSamples(Hook):
-    """Samples of one fixed noise batch at each evaluation: the same z, so frames compare."""
+    """Samples of one fixed noise batch at each evaluation (a GAN's, or a VAE's from its
+    prior): the same z, so frames compare."""
 
     def __init__(self, seed: int, count: int = 64):
         self.seed, self.count, self.sample = seed, count, None
 
     def on_start(self, ctx: Any, loop: Any) -> None:
-        if ctx.task.name != "gan" or not is_image(ctx.data.input_shape):
+        generates = ctx.task.name == "gan" or getattr(ctx.task, "variational", False)
+        if not generates or not is_image(ctx.data.input_shape):
             return
         self.z = jax.random.normal(jax.random.key(self.seed + 7919), (self.count, ctx.task.latent))
         self.sample = jax.jit(ctx.task.make_sampler(ctx.model))

@@ -1,6 +1,6 @@
 """A task's pure steps composed with an execution layout: the programs the loop calls.
 
-The task gives `train_step(state, x, y, key, norm)` and `eval_step(params, rest, x, y, w)`.
+The task gives `train_step(state, x, y, key, norm)` and `eval_step(params, rest, x, y, w, index)`.
 What every layout shares is added here, inside the compiled program: the batch gather,
 augmentation, per-step keys, the non-finite guard, fused steps (`lax.scan`) and metric
 sums. Then the steps are mapped onto the layout:
@@ -131,7 +131,7 @@ def build_programs(
         xb, yb, wb = x[b], y[b], w[b]
         if not copies:
             xb, yb, wb = jax.lax.with_sharding_constraint((xb, yb, wb), layout.batch)
-        return add_sums(acc, eval_step(params, rest, xb, yb, wb))
+        return add_sums(acc, eval_step(params, rest, xb, yb, wb, b))
 
     in_axes = (0, 0, 0, None, None, None, None)
     eval_fn = jax.jit(

@@ -48,6 +48,10 @@ class Task:
     def targets(self, x, y):  # what the loss compares outputs with (an autoencoder: x)
         return y
 
+    def for_data(self, scale: str | None) -> Task:
+        """This task fitted to the data's scaling (dataset.scale): a VAE's `auto` likelihood."""
+        return self
+
     def loss(self, outputs, targets):  # per-example loss [batch]
         raise NotImplementedError
 
@@ -75,7 +79,8 @@ class Task:
 
     def train_losses(self, losses, outputs, targets, hyper: dict):
         """The per-example loss the gradient follows: `losses` (the reported one) unless a
-        training-only term (label smoothing) changes it."""
+        training-only term (label smoothing, a KL warm-up) changes it. `hyper` also holds
+        "step", the state's update count."""
         return losses
 
     def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
@@ -188,7 +193,7 @@ def make_train_step(
         def loss_fn(params):
             out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
             losses = task.loss(out, targets)
-            trained = task.train_losses(losses, out, targets, hyper)
+            trained = task.train_losses(losses, out, targets, {**hyper, "step": state["step"]})
             mean = jnp.mean(trained) if w is None or total is None else jnp.sum(w * trained) / total
             return mean + penalty(params, hyper), (losses, out, rest)
 
@@ -221,9 +226,11 @@ def grad_norm_of(grads, norm) -> dict:
 
 
 def make_eval_step(task: Task, sm: SplitModel) -> Callable:
-    """(params, rest, x, y, weights) -> metric sums, in eval mode (no dropout, running stats)."""
+    """(params, rest, x, y, weights, index) -> metric sums, in eval mode (no dropout, running
+    stats). index: the batch's place in its split, for a task that draws its own fixed
+    randomness per batch (a generator's noise); a supervised step does not need it."""
 
-    def eval_step(params, rest, x, y, weights):
+    def eval_step(params, rest, x, y, weights, index=0):
         targets = task.targets(x, y)
         out, _ = _forward(sm.eval_def, params, rest, x, None, sm.takes_rngs, task.opts.compute_dtype)
         losses = task.loss(out, targets)

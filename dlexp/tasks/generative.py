@@ -8,14 +8,18 @@ against the updated discriminator with the non-saturating loss (its samples labe
 `model.generate(z)` a batch of samples, the params split into `generator` and
 `discriminator` subtrees (dlexp.models.GAN). Labels of the data set are not used, nor
 sample weights (a run with dataset.weight is refused rather than silently unweighted).
-The losses tell whether the game is balanced, not how good the samples are: look at
-the samples (`samples/generated`, logged at each evaluation).
+The losses tell whether the game is balanced, not how good the samples are. With a judge
+(`dlexp.quality`: a classifier of the data's labels) every evaluation also measures the
+samples: `fid` (Fréchet distance of the judge's features of generated and train examples;
+`real_fid`: the split's own real examples, the floor), `confidence` and `coverage` (the
+entropy of the judge's predicted classes; log K is every class alike).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +29,11 @@ from flax import nnx
 from dlexp.errors import DataError
 from dlexp.metrics import divisor
 from dlexp.models.split import SplitModel
+from dlexp.quality.metrics import QUALITY_METRICS, quality_metrics
+
+if TYPE_CHECKING:
+    from dlexp.quality.judge import Judge
+
 from dlexp.tasks.base import Task, apply, cast_floats, grad_norm_of
 
 EVAL_NOISE_SEED = 0  # evaluation draws the same noise every time: its losses are comparable across steps
@@ -37,8 +46,9 @@ def bce(logits, label: float):
 @dataclass(frozen=True, kw_only=True)
 class GANTask(Task):
     latent: int
+    judge: Judge | None = field(default=None, compare=False)  # measures the samples (dlexp.quality)
     name = "gan"
-    metric_names = ("loss", "d_loss", "g_loss", "d_real", "d_fake")
+    metric_names = ("loss", "d_loss", "g_loss", "d_real", "d_fake", *QUALITY_METRICS)
 
     def hyperparameters(self) -> dict[str, float]:  # no penalty terms: the two losses are the game's
         return {}
@@ -61,7 +71,10 @@ class GANTask(Task):
 
     def finalize(self, sums) -> dict[str, float]:
         n = divisor(sums["count"])
-        return {k: float(sums[k]) / n for k in self.metric_names}
+        out = {k: float(sums[k]) / n for k in ("loss", "d_loss", "g_loss", "d_real", "d_fake")}
+        if self.judge is not None and "fake" in sums:
+            out.update(quality_metrics(self.judge, sums["real"], sums["fake"]))
+        return out
 
     def make_train_step(self, sm: SplitModel, tx, axis_name: str | None = None) -> Callable:
         dtype = self.opts.compute_dtype
@@ -116,17 +129,21 @@ class GANTask(Task):
     def make_eval_step(self, sm: SplitModel) -> Callable:
         dtype = self.opts.compute_dtype
 
-        def eval_step(params, rest, x, y, weights):
-            z = jax.random.normal(jax.random.key(EVAL_NOISE_SEED), (x.shape[0], self.latent))
+        def eval_step(params, rest, x, y, weights, index=0):
+            # fixed noise, its own for each batch of the split: the same samples at every evaluation
+            key = jax.random.fold_in(jax.random.key(EVAL_NOISE_SEED), index)
+            z = jax.random.normal(key, (x.shape[0], self.latent))
             x = cast_floats(x, dtype)
 
             def run(m):
                 fake = m.generate(z.astype(x.dtype))
-                d_fake = m(fake)
-                return m(x), d_fake
+                return m(x), m(fake), fake
 
-            (d_real, d_fake), _ = apply(sm.eval_def, params, rest, run, dtype)
-            return self._sums(d_real, d_fake, d_fake, weights)
+            (d_real, d_fake, fake), _ = apply(sm.eval_def, params, rest, run, dtype)
+            sums = self._sums(d_real, d_fake, d_fake, weights)
+            if self.judge is not None:
+                sums.update(real=self.judge.sums(x, weights), fake=self.judge.sums(fake, weights))
+            return sums
 
         return eval_step
 
