@@ -80,3 +80,20 @@ def test_a_gan_is_judged_by_its_samples_and_reported_with_them(tmp_path, cache_d
     write_report(str(run_dir))
     report = (run_dir / "report" / "report.md").read_text()
     assert "![samples from the prior" in report and (run_dir / "report" / "interpolation.png").exists()
+
+
+def test_kl_warmup_and_free_bits_change_only_the_training_loss():
+    from dlexp.tasks import Reconstruction
+
+    kl_dims = np.array([[0.1, 2.0], [0.3, 4.0]], np.float32)  # dimension 0 under a 0.5-nat floor
+    out = {"recon": np.zeros((2, 3), np.float32), "kl_dims": kl_dims, "log_sigma": np.zeros(3, np.float32)}
+    x = np.full((2, 3), 0.5, np.float32)
+    plain = Reconstruction(likelihood="bernoulli")
+    nll = np.asarray(plain.nll(out, x))
+    losses = plain.loss(out, x)
+    np.testing.assert_allclose(losses, nll + kl_dims.sum(1), rtol=1e-6)  # the reported loss: the -ELBO
+    warm = Reconstruction(likelihood="bernoulli", kl_warmup_steps=10)
+    halfway = warm.train_losses(losses, out, x, {"step": np.int32(5)})
+    np.testing.assert_allclose(halfway, nll + 0.5 * kl_dims.sum(1), rtol=1e-6)
+    floor = Reconstruction(likelihood="bernoulli", free_bits=0.5)
+    np.testing.assert_allclose(floor.train_losses(losses, out, x, {"step": np.int32(0)}), nll + [2.5, 4.5], rtol=1e-6)
