@@ -8,12 +8,23 @@ from typing import Any
 
 from flax import nnx
 
-from dlexp.config import call_target
+from dlexp.config import call_target, parameters, target_kwargs
 from dlexp.errors import ConfigError
 
 
-def build_model(node: Any, *, in_shape: tuple[int, ...], num_outputs: int, seed: int) -> nnx.Module:
-    given = {"in_shape": tuple(in_shape), "num_outputs": num_outputs, "rngs": nnx.Rngs(seed)}
+def build_model(
+    node: Any, *, in_shape: tuple[int, ...], num_outputs: int, seed: int, vocab_size: int | None = None
+) -> nnx.Module:
+    """The model of `node`; `vocab_size` (a text column's token ids) goes to a model that takes it."""
+    given: dict[str, Any] = {"in_shape": tuple(in_shape), "num_outputs": num_outputs, "rngs": nnx.Rngs(seed)}
+    if vocab_size is not None:
+        fn, _ = target_kwargs(node, "model")
+        if "vocab_size" not in parameters(fn):
+            raise ConfigError(
+                f"model._target_={node['_target_']!r} does not read token ids (it takes no vocab_size); "
+                "a text column (dataset.text) needs model=lstm, gru or transformer"
+            )
+        given["vocab_size"] = int(vocab_size)
     try:
         model = call_target(node, "model", given)
     except (ValueError, TypeError) as e:

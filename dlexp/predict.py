@@ -3,8 +3,11 @@
 Prepares every row of FILE with the run's prep.json, runs the restored best model, and
 writes Parquet: the file's other columns (ids, a label if present) unchanged, then
 `prediction` (the class name, or the value in the target's units) and, for a
-classifier, `prob_<class>` per class. The default output is
-<run dir>/predictions/<file stem>.parquet; it is written atomically.
+classifier, `prob_<class>` per class. A language model writes each row's `perplexity`
+and `generated`: the greedy continuation of the row's text, up to the run's max_length
+tokens. A seq2seq run writes each row's generated target text, `generated` (greedy) and
+`generated_beam` (beam search, the run's callbacks.translations.beam_size). The default
+output is <run dir>/predictions/<file stem>.parquet; it is written atomically.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.saved_run import SavedRun, asks_for_help, load_run, outputs, parse_args
+from dlexp.saved_run import SavedRun, asks_for_help, batched, load_run, outputs, parse_args
 
 USAGE = "python -m dlexp.predict RUN_DIR path=FILE [out=FILE.parquet] [format=auto] [checkpoint=best|last]"
 KEYS = ("path", "out", "format", "checkpoint", "batch_size")
@@ -28,10 +31,14 @@ def predict(
 ) -> pl.DataFrame:
     df = run.read(path, fmt)
     x = run.prep.transform_x(df)
-    sm, _task, _step = run.model_and_task(tuple(x.shape[1:]), which)
-    out = outputs(sm, x, batch_size)
+    sm, task, _step = run.model_and_task(tuple(x.shape[1:]), which)
     inputs = set(run.prep.features) | set(getattr(run.prep, "categorical", []) or [])
     kept = df.select([c for c in df.columns if c not in inputs])
+    if run.prep.task == "language_model":
+        return kept.with_columns(**continuations(run, sm, task, x, batch_size))
+    if run.prep.task == "seq2seq":
+        return kept.with_columns(**generated_targets(run, sm, task, x, batch_size))
+    out = outputs(sm, x, batch_size)
     if run.prep.task == "classification":
         z = out - out.max(axis=1, keepdims=True)
         probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -47,6 +54,48 @@ def predict(
             else {f"prediction_{i}": pl.Series(pred[:, i]) for i in range(pred.shape[1])}
         )
     return kept.with_columns(**columns)
+
+
+def continuations(run: SavedRun, sm, task, x: np.ndarray, batch_size: int) -> dict[str, pl.Series]:
+    """A language model's columns: each row's perplexity and its greedy continuation."""
+    import jax
+
+    from dlexp.data import text
+    from dlexp.tasks import make_predict
+
+    forward = make_predict(sm)
+    losses = jax.jit(lambda p, r, xb: task.loss(forward(p, r, xb), xb))
+    nll = np.concatenate(
+        [np.asarray(o)[:k] for o, k in batched(lambda xb: losses(sm.params, sm.rest, xb), (x,), batch_size)]
+    )
+    ends = np.where((x == text.EOS_ID).any(axis=1), (x == text.EOS_ID).argmax(axis=1), x.shape[1])
+    prompts = np.where(np.arange(x.shape[1]) < ends[:, None], x, text.PAD_ID).astype(np.int32)  # without [EOS]
+    sample = jax.jit(task.make_sampler(sm, 0.0))
+    key = jax.random.key(0)
+    parts = batched(lambda p, n: sample(sm.params, sm.rest, p, n, key), (prompts, ends.astype(np.int32)), batch_size)
+    ids = np.concatenate([np.asarray(o)[:k] for o, k in parts])
+    after = np.where(np.arange(x.shape[1]) >= ends[:, None], ids, text.PAD_ID)  # the new tokens only
+    return {
+        "perplexity": pl.Series(np.exp(np.minimum(nll, 700.0)).astype(np.float32)),
+        "generated": pl.Series(text.decode(run.prep.trained_tokenizer, after), dtype=pl.String),
+    }
+
+
+def generated_targets(run: SavedRun, sm, task, x: np.ndarray, batch_size: int) -> dict[str, pl.Series]:
+    """A seq2seq model's columns: each row's target text, decoded greedily and by beam search."""
+    import jax
+
+    from dlexp.data import text
+    from dlexp.hooks.translations import decode_rows
+
+    length = int(run.prep.tokenizer["max_length"])
+    beam_size = int((run.cfg.callbacks.get("translations") or {}).get("beam_size", 4))
+    columns = {}
+    for name, k in (("generated", 1), ("generated_beam", max(beam_size, 1))):
+        decoder = jax.jit(task.make_decoder(sm, length, k))
+        ids = decode_rows(decoder, sm.params, sm.rest, x, batch_size)
+        columns[name] = pl.Series(text.decode(run.prep.trained_tokenizer, ids), dtype=pl.String)
+    return columns
 
 
 def write_parquet(df: pl.DataFrame, out: str) -> None:

@@ -1,8 +1,9 @@
 """A run loaded back from its run dir: config, data preparation, task and restored parameters.
 
 `dlexp.evaluate` and `dlexp.predict` start here. The parameters come from the newest
-checkpoint that restores (its `best` item by default), the preparation from prep.json,
-so new data is transformed exactly as the training data was.
+checkpoint that restores (its `best` item by default), the preparation from prep.json
+(and a text column's tokenizer from tokenizer.json beside it), so new data is
+transformed exactly as the training data was.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ class SavedRun:
 
     def read(self, path: str, fmt: str = "auto") -> pl.DataFrame:
         """A new file, with the columns the run's preparation needs checked by name."""
+        from dlexp.data.images import decode_frame, is_encoded
         from dlexp.data.sources import collect, scan
 
         lf = scan(path, fmt)
         names = lf.collect_schema().names()
         needed = list(self.prep.features) + list(getattr(self.prep, "categorical", []) or [])
         needed += [c for c in [getattr(self.prep, "image", None)] if c] + list(getattr(self.prep, "sequence", []) or [])
+        needed += list(self.prep.text)
         missing = [c for c in needed if c not in names]
         if missing:
             raise DataError(
@@ -77,11 +80,17 @@ class SavedRun:
         df = collect(lf, path)
         if df.height == 0:
             raise DataError(f"{path} has no rows")
+        image = getattr(self.prep, "image", None)
+        if image and is_encoded(df.schema[image]):  # PNG / JPEG bytes: decoded to the run's image_shape
+            where = os.path.dirname(os.path.abspath(path))
+            df, _ = decode_frame(df, image, self.prep.image_shape, where=path, base_dir=where)
         return df
 
     def num_outputs(self) -> int:
         if self.prep.task == "classification":
             return len(self.prep.classes)
+        if self.prep.task in ("language_model", "seq2seq"):
+            return int(self.prep.vocab_size)
         return int(self.prep_dict.get("horizon") or 1)
 
     def target_scale(self) -> tuple[float, float]:
@@ -107,7 +116,13 @@ class SavedRun:
                 f"{self.run_dir} trained trainer.seeds={self.cfg.trainer.seeds} as copies in one "
                 "program; evaluate and predict take a single run (train the seed you want alone)"
             )
-        model = build_model(self.cfg.model, in_shape=in_shape, num_outputs=self.num_outputs(), seed=int(self.cfg.seed))
+        model = build_model(
+            self.cfg.model,
+            in_shape=in_shape,
+            num_outputs=self.num_outputs(),
+            seed=int(self.cfg.seed),
+            vocab_size=self.prep.vocab_size,
+        )
         sm = split_model(model)
         abstract = abstract_of({"params": sm.params, "rest": sm.rest})
         store = Checkpoints(self.run_dir, read_only=True)
@@ -167,6 +182,13 @@ def load_run(run_dir: str, dataset_overrides: Sequence[str] = ()) -> SavedRun:
     except (OSError, ValueError) as e:
         raise ConfigError(f"{run_dir}/prep.json cannot be read ({e}); it is written when the data is loaded") from None
     prep = Prep.from_dict({k: v for k, v in prep_dict.items() if k not in ("source", "report")})
+    if prep.text:
+        from dlexp.data import text
+
+        tok = text.load(run_dir, int((prep.tokenizer or {})["max_length"]))
+        if text.digest(tok) != prep.tokenizer_digest:
+            raise DataError(f"{run_dir}/{text.TOKENIZER_FILE} is not the tokenizer prep.json was prepared with")
+        prep.attach_tokenizer(tok)
     return SavedRun(run_dir, cfg, prep, prep_dict)
 
 

@@ -89,6 +89,10 @@ def run(
         if main:
             for d in [run_dir, *(copy_dirs or [])]:  # how to prepare new data: beside every checkpoint
                 rundir.write_json(os.path.join(d, "prep.json"), data.prep)
+                if data.tokenizer is not None:  # a text column's tokenizer: tokenizer.json
+                    from dlexp.data import text
+
+                    text.save(data.tokenizer, d)
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
         report = report_text(data.prep)
         log.info("data report:\n%s", report)
@@ -107,7 +111,14 @@ def run(
         cfgs = [with_values(cfg, s.values) for s in specs] if specs else [cfg]
         seeds = [c.seed for c in cfgs]
         models = [
-            build_model(c.model, in_shape=data.input_shape, num_outputs=data.num_outputs, seed=c.seed) for c in cfgs
+            build_model(
+                c.model,
+                in_shape=data.input_shape,
+                num_outputs=data.num_outputs,
+                seed=c.seed,
+                vocab_size=data.vocab_size,
+            )
+            for c in cfgs
         ]
         splits = [split_model(m) for m in models]  # once: the checks below and the loop share them
         if specs:

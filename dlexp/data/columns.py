@@ -19,20 +19,21 @@ from dlexp.errors import DataError
 class Columns:
     """Resolved column roles, in file order."""
 
-    label: str
+    label: str | None  # None: no label (a language model's text)
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     image: str | None = None  # one Array or List column holding H*W*C values per row
     sequence: list[str] = field(default_factory=list)  # List columns, padded / cut to a length
     weight: str | None = None
+    text: list[str] = field(default_factory=list)  # String columns, tokenized (dlexp/data/text.py)
 
     @property
     def inputs(self) -> list[str]:
-        return self.numeric + self.categorical + ([self.image] if self.image else []) + self.sequence
+        return self.numeric + self.categorical + ([self.image] if self.image else []) + self.sequence + self.text
 
     @property
     def all(self) -> list[str]:
-        return self.inputs + [self.label] + ([self.weight] if self.weight else [])
+        return self.inputs + ([self.label] if self.label else []) + ([self.weight] if self.weight else [])
 
 
 def select(names: list[str] | str | None, columns: list[str], key: str, path: str) -> list[str]:
@@ -63,11 +64,12 @@ def resolve(
     schema: pl.Schema,
     path: str,
     *,
-    label: str,
+    label: str | None,
     features=None,
     categorical=None,
     image=None,
     sequence=None,
+    text=None,
     weight=None,
     drop=None,
     exclude: tuple[str, ...] = (),
@@ -78,9 +80,12 @@ def resolve(
     features=None means every column not named elsewhere (label, weight, drop, `exclude`).
     A string or unknown column among the numeric features is an error that says what to do;
     `frame` (the table) lets it say which text column holds numbers but for a few values.
+    label=None: text without a label, a language model's data.
     """
     columns = list(schema.names())
-    if label not in schema:
+    if label is None and not text:
+        raise DataError(f"dataset.label must name the target column of {path}; columns: {_list(columns)}")
+    if label is not None and label not in schema:
         raise DataError(f"dataset.label={label!r} is not a column of {path}; columns: {_list(columns)}")
     if weight is not None and weight not in schema:
         raise DataError(f"dataset.weight={weight!r} is not a column of {path}; columns: {_list(columns)}")
@@ -89,11 +94,12 @@ def resolve(
     dropped = set(select(drop, columns, "dataset.drop", path))
     cats = select(categorical, columns, "dataset.categorical", path)
     seqs = select(sequence, columns, "dataset.sequence", path)
-    taken = {label, weight, image, *exclude, *dropped}
+    texts = select(text, columns, "dataset.text", path)
+    taken = {label, weight, image, *exclude, *dropped, *texts}
     if features is None:
         numeric = [c for c in columns if c not in taken and c not in cats and c not in seqs]
-        if image is not None:
-            numeric = []  # an image column is the input; name extra columns explicitly
+        if image is not None or texts:
+            numeric = []  # an image or text column is the input; name extra columns explicitly
     else:
         numeric = [c for c in select(features, columns, "dataset.features", path) if c not in cats and c not in seqs]
     numeric = [c for c in numeric if c not in taken]
@@ -110,22 +116,28 @@ def resolve(
             )
         listed = ", ".join(f"{c} ({schema[c]})" for c in bad)
         raise DataError(
-            f"non-numeric feature columns in {path}: {listed}; declare them in dataset.categorical, "
-            "drop them with dataset.drop, or list only numeric columns in dataset.features"
+            f"non-numeric feature columns in {path}: {listed}; declare them in dataset.categorical (or a text "
+            "column in dataset.text), drop them with dataset.drop, or list only numeric columns in dataset.features"
         )
     if image is not None and not isinstance(schema[image], (pl.Array, pl.List)):
         raise DataError(f"dataset.image={image!r} is {schema[image]}; it must be an Array or List column of pixels")
     for c in seqs:
         if not isinstance(schema[c], (pl.List, pl.Array)):
             raise DataError(f"dataset.sequence names {c!r}, which is {schema[c]}; a sequence column must be a List")
-    cols = Columns(label, numeric, cats, image, seqs, weight)
-    kinds = sum(bool(k) for k in (numeric or cats, image, seqs))
+    for c in texts:
+        if schema[c] != pl.String:
+            raise DataError(f"dataset.text names {c!r}, which is {schema[c]}; a text column must hold strings")
+    if len(texts) > 1:
+        raise DataError(f"dataset.text names {len(texts)} columns ({', '.join(texts)}); a model reads one text column")
+    cols = Columns(label, numeric, cats, image, seqs, weight, texts)
+    kinds = sum(bool(k) for k in (numeric or cats, image, seqs, texts))
     if kinds == 0:
         raise DataError(f"dataset.features: no feature columns left in {path} (columns: {_list(columns)})")
     if kinds > 1:
         raise DataError(
-            "dataset: an image column, sequence columns and tabular columns cannot feed one model input; "
-            f"got image={image}, sequence={seqs}, tabular={numeric + cats}: set dataset.features=[] or choose one"
+            "dataset: an image column, sequence columns, a text column and tabular columns cannot feed one model "
+            f"input; got image={image}, sequence={seqs}, text={texts}, tabular={numeric + cats}: "
+            "set dataset.features=[] or choose one"
         )
     return cols
 

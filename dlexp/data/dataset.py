@@ -17,11 +17,11 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class Dataset:
-    """Prepared arrays per split; features float32 [n, *input_shape]."""
+    """Prepared arrays per split; features float32 [n, *input_shape] (text: int32 token ids [n, L])."""
 
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]  # int32 class ids, or float32 targets (standardized)
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "language_model" (text without a label) | "seq2seq"
     classes: list | None = None  # class names, in id order
     target_scale: tuple[float, float] = (0.0, 1.0)  # regression: y = (raw - mean) / std
     prep: dict[str, Any] = field(default_factory=dict)  # the fitted preparation (prep.json)
@@ -35,6 +35,7 @@ class Dataset:
     # trainer.data_shards > 1: this process's shards (dlexp/data/shards.py); x / y / weights
     # then hold the owned shards' rows, and sizes() counts every shard's
     shards: LocalShards | None = None
+    tokenizer: Any = None  # a text column's trained tokenizers.Tokenizer (saved beside prep.json)
 
     def __post_init__(self) -> None:
         if self.weights is not None:
@@ -71,9 +72,16 @@ class Dataset:
         return tuple(self.x["train"].shape[1:])
 
     @property
+    def vocab_size(self) -> int | None:
+        """Token ids of a text column are in [0, vocab_size); None without text."""
+        return self.prep.get("vocab_size")
+
+    @property
     def num_outputs(self) -> int:
         if self.task == "classification":
             return len(self.classes or ())
+        if self.task in ("language_model", "seq2seq"):  # a distribution over the next token
+            return int(self.prep["vocab_size"])
         return int(np.prod(self.y["train"].shape[1:]))  # 1, or a forecast horizon
 
     @property

@@ -4,7 +4,9 @@ and inference apply exactly the same transform (`Prep.to_dict` -> prep.json;
 
 Order: fill missing values, clip outliers, encode categories, scale. Tabular columns
 become Polars expressions (so a streamed split is prepared by Polars as it is read);
-an image column and sequence columns are shaped in numpy.
+an image column and sequence columns are shaped in numpy. A text column becomes int32
+token ids (dlexp/data/text.py): its tokenizer is fitted on train like the rest, and saved
+beside prep.json rather than in it (`attach_tokenizer` puts it back).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dlexp.data import clean
+from dlexp.data import clean, text
 from dlexp.data.gather import Moments, NotFinite, gather_moments, gather_rows, scale_rows
 from dlexp.errors import DataError
 
@@ -34,7 +36,7 @@ DType = pl.DataType | type[pl.DataType]  # an instance (pl.Float32()) or the cla
 @dataclass
 class Prep:
     features: list[str]  # numeric feature columns
-    label: str
+    label: str  # "": a language model's text, which has no label
     task: str
     scale: str = "standard"
     classes: list | None = None  # classification: label values in id order
@@ -52,6 +54,31 @@ class Prep:
     outliers: str | None = None
     outlier_action: str = "clip"
     bounds: dict[str, list[float]] = field(default_factory=dict)  # column -> [low, high]
+    text: list[str] = field(default_factory=list)  # one String column, tokenized
+    tokenizer: dict[str, Any] | None = None  # the TokenizerConfig it was trained with
+    vocab_size: int | None = None  # of the trained tokenizer (at most tokenizer.vocab_size)
+    tokenizer_digest: str | None = None  # names the trained tokenizer (tokenizer.json beside prep.json)
+    target_text: str | None = None  # seq2seq: the target's String column, tokenized like the source
+
+    def __post_init__(self) -> None:
+        self.trained_tokenizer: Any = None  # a tokenizers.Tokenizer: not a field, not in prep.json
+
+    # ------------------------------------------------------------------ text
+    def fit_tokenizer(self, train_texts: pl.Series, cache_dir: str | None = None) -> None:
+        """Trains the text column's tokenizer on the train rows (or takes the one cached for them)."""
+        cfg = text.TokenizerConfig.from_node(self.tokenizer)
+        self.tokenizer = cfg.to_dict()
+        self.attach_tokenizer(text.fit_cached(train_texts, cfg, cache_dir))
+
+    def attach_tokenizer(self, tok: Any) -> None:
+        self.trained_tokenizer = tok
+        self.vocab_size, self.tokenizer_digest = int(tok.get_vocab_size()), text.digest(tok)
+
+    def text_ids(self, df: pl.DataFrame, cache_dir: str | None = None) -> np.ndarray:
+        """int32 [n, max_length] token ids of the text column (pad id 0)."""
+        if self.trained_tokenizer is None:
+            raise AssertionError("fit_tokenizer or attach_tokenizer first")
+        return text.encode_cached(self.trained_tokenizer, df.get_column(self.text[0]), cache_dir)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -243,7 +270,9 @@ class Prep:
         return names
 
     def transform_x(self, df: pl.DataFrame) -> np.ndarray:
-        """float32 [n, *input_shape] for a frame holding the input columns."""
+        """float32 [n, *input_shape] for a frame holding the input columns (text: int32 token ids)."""
+        if self.text:
+            return self.text_ids(df)
         if self.image:
             x = self._image_array(df.select(self.image))
             s = self.stats.get(self.image)
@@ -265,7 +294,7 @@ class Prep:
         lazy `df` (a scan not yet checked: see `dlexp.data.table`) is read as it is cut, and
         raises `NotFinite` if it holds a null, NaN or inf.
         """
-        if self.image or self.sequence:
+        if self.image or self.sequence or self.text:
             x = self.transform_x(df.collect() if isinstance(df, pl.LazyFrame) else df)
             return {s: x[idx] for s, idx in rows.items()}
         schema = df.collect_schema()
@@ -307,7 +336,16 @@ class Prep:
 
     def transform(self, df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [n, *input_shape], y) for a frame holding the input and label columns."""
-        return self.transform_x(df), self.transform_label(df.get_column(self.label))
+        return self.transform_x(df), self.labels(df)
+
+    def labels(self, df: pl.DataFrame, cache_dir: str | None = None) -> np.ndarray:
+        """The label column prepared; text without a label (a language model's) has none: zeros;
+        seq2seq: the target text's int32 token ids."""
+        if self.target_text:
+            return text.encode_cached(self.trained_tokenizer, df.get_column(self.target_text), cache_dir)
+        if self.task == "language_model":
+            return np.zeros(df.height, np.int32)
+        return self.transform_label(df.get_column(self.label))
 
     def transform_weight(self, df: pl.DataFrame) -> np.ndarray | None:
         """float32 [n] sample weights (dataset.weight), or None (`Dataset` checks their values)."""

@@ -31,8 +31,8 @@ def shardable(cols, rules: dict[str, Any], *, dedupe: bool, outliers, scale: str
     """Whether a preparation fitted shard by shard combines exactly. Where it does not: an
     error naming why if the user asked for shards, else a log line (every process reads all)."""
     why = []
-    if cols.image or cols.sequence:
-        why.append("image and sequence columns (their shapes and encodings are fitted on every row)")
+    if cols.image or cols.sequence or cols.text:
+        why.append("image, sequence and text columns (their shapes, encodings and tokenizer are fitted on every row)")
     if dedupe:
         why.append("dataset.dedupe (a duplicate can sit in another shard)")
     if outliers:

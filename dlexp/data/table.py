@@ -28,9 +28,12 @@ from dlexp.data.prep import Prep
 from dlexp.data.shard_prep import prepare_shards, shardable
 from dlexp.data.shards import ShardSpec
 from dlexp.data.sources import collect, has_rows, reading, scan
+from dlexp.data.text import TokenizerConfig
 from dlexp.errors import DataError
 
 TASKS = ("auto", "classification", "regression")
+LANGUAGE_MODEL = "language_model"  # the task of text without a label (dataset.label=null)
+SEQ2SEQ = "seq2seq"  # the task of a source text column and a target one (dataset.target_text)
 
 
 def _names_unreadable_rows(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
@@ -48,14 +51,18 @@ def _names_unreadable_rows(fn: Callable[..., Dataset]) -> Callable[..., Dataset]
 def table(
     *,
     path: str,
-    label: str,
+    label: str | None,
     features: list[str] | None = None,
     categorical: list[str] | None = None,
     encode: str = "onehot",
     image: str | None = None,
     image_shape: list[int] | None = None,
+    skip_bad: bool = False,
     sequence: list[str] | None = None,
     sequence_length: int | None = None,
+    text: list[str] | None = None,
+    tokenizer: dict | None = None,
+    target_text: str | None = None,
     weight: str | None = None,
     drop: list[str] | None = None,
     format: str = "auto",
@@ -83,18 +90,32 @@ def table(
     features / categorical / sequence / drop: column names or `^regex$` patterns;
     features=None means every column not named elsewhere. image: an Array / List column
     of pixels, reshaped to image_shape [H, W, C]; with plain pixel columns, image_shape
-    alone reshapes the features. missing / outliers: see dlexp/data/clean.py.
+    alone reshapes the features. An image column of PNG / JPEG bytes (Binary, or Hugging
+    Face's struct{bytes, path}) is decoded once and cached (images.py); skip_bad leaves out
+    and counts the images that do not decode, instead of stopping.
+    text: one String column, tokenized as `tokenizer` says
+    ({kind, vocab_size, max_length, lowercase, normalize}: dlexp/data/text.py); with
+    label=None it is a language model's data. target_text: a String column of target
+    text for the text column (seq2seq; label=None), tokenized by the same tokenizer.
+    missing / outliers: see dlexp/data/clean.py.
     split: random | stratified | column (split_column holds train/val/test) | time
     (time_column orders the rows). stream: auto | true | false (auto: stream when the
     prepared train split would exceed max_resident_mb). augment: {flip, crop, rotate}
     for images, applied on device to training batches only (dlexp/data/augment.py).
     shards: read only this process's shards of the rows (trainer.data_shards; shard_prep.py).
     """
-    lf = scan(path, format)
+    from dlexp.data.images import decoded_source
+
+    lf, undecodable = decoded_source(
+        scan(path, format), path, image, image_shape, skip_bad=skip_bad, cache_dir=cache_dir
+    )  # encoded images: their decoded, cached table
     schema = lf.collect_schema()
     if not has_rows(lf):  # before the columns: a header-only CSV's columns all read as text
         raise DataError(f"{path} has no rows (columns: {', '.join(schema.names())}); it needs a row per example")
-    extra = tuple(c for c in (split_column, time_column) if c)
+    if text:
+        TokenizerConfig.from_node(tokenizer)  # a bad option is named before the file is read
+    _check_target_text(target_text, text, label, schema, path)
+    extra = tuple(c for c in (split_column, time_column, target_text) if c)  # target_text: read, not a feature
     for key, c in (("split_column", split_column), ("time_column", time_column)):
         if c is not None and c not in schema:
             raise DataError(f"dataset.{key}={c!r} is not a column of {path}; columns: {', '.join(schema.names())}")
@@ -106,6 +127,7 @@ def table(
         categorical=categorical,
         image=image,
         sequence=sequence,
+        text=text,
         weight=weight,
         drop=drop,
         exclude=extra,
@@ -128,8 +150,11 @@ def table(
         max_resident_mb *= shards.count / len(shards.owned)  # what this process holds: its shards
     lf = lf.select(list(dict.fromkeys(cols.all + list(extra))))
     streaming = _should_stream(stream, lf, cols, image_shape, max_resident_mb)
-    key_cols: list[str] = list(dict.fromkeys([label, *extra, *([cols.weight] if cols.weight else [])]))
-    floats = [c for c in dict.fromkeys([label, *cols.numeric]) if schema[c].is_float()]
+    # without a label the text column stands in as a key: it gives the key table its rows
+    keyed: list[str] = [label] if label else cols.text
+    key_cols: list[str] = list(dict.fromkeys([*keyed, *extra, *([cols.weight] if cols.weight else [])]))
+    labelled: list[str] = [label] if label else []
+    floats = [c for c in dict.fromkeys(labelled + cols.numeric) if schema[c].is_float()]
 
     # ------------------------------------------------------------------ rows
     if sharded or (not streaming and _in_one_pass(schema, cols, rules, dedupe, outliers, scale)):
@@ -138,7 +163,7 @@ def table(
         frame = lf
         keys = check_values(
             collect(lf.select(key_cols), path, format),
-            label=label,
+            label=label or "",
             floats=[c for c in floats if c in key_cols],
             rules=rules,
             path=path,
@@ -146,11 +171,11 @@ def table(
         n_read = keys.height
     else:
         frame = lf if streaming else collect(lf, path, format)  # read once
-        frame = check_values(frame, label=label, floats=floats, rules=rules, path=path)  # NaN made null
+        frame = check_values(frame, label=label or "", floats=floats, rules=rules, path=path)  # NaN made null
         keys, n_read = None, _height(frame)
     if n_read == 0:
         raise DataError(f"{path} has no rows")
-    dropped = {}
+    dropped = {"undecodable images": undecodable} if undecodable else {}
     if dedupe:
         frame = frame.unique(maintain_order=True, keep="first")
         dropped["duplicates"] = n_read - _height(frame)
@@ -165,8 +190,12 @@ def table(
     # ------------------------------------------------------------------ split
     if keys is None:
         keys = _collect_columns(frame, key_cols, path)
-    y_all = keys.get_column(label)
-    task = _infer_task(task, y_all)
+    if label is None:
+        task = SEQ2SEQ if target_text else _language_model(task)
+        y_all = pl.Series(label, np.zeros(len(keys), np.int32))
+    else:
+        y_all = keys.get_column(label)
+        task = _infer_task(task, y_all)
     classes = sorted(y_all.unique().to_list()) if task == "classification" else None
     row_labels = y_all.replace_strict({v: i for i, v in enumerate(classes)}).to_numpy() if classes else None
     if split == "column":
@@ -189,11 +218,11 @@ def table(
             labels=row_labels,
         )
     if classes is not None and row_labels is not None:
-        _check_two_classes(label, classes, row_labels[idx["train"]], path)
+        _check_two_classes(str(label), classes, row_labels[idx["train"]], path)
 
     template = Prep(
         cols.numeric,
-        label,
+        label or "",
         task,
         scale,
         classes=classes,
@@ -203,6 +232,9 @@ def table(
         image=cols.image,
         sequence=cols.sequence,
         sequence_length=sequence_length,
+        text=cols.text,
+        tokenizer=dict(tokenizer or {}) if cols.text else None,
+        target_text=target_text,
         weight=cols.weight,
         outliers=outliers,
         outlier_action=outlier_action,
@@ -246,7 +278,7 @@ def table(
     try:
         return prepare(idx)
     except NotFinite:  # a null, NaN or inf among the features (or float32 sums too large): the whole table's checks
-        frame = check_values(collect(lf, path, format), label=label, floats=floats, rules=rules, path=path)
+        frame = check_values(collect(lf, path, format), label=label or "", floats=floats, rules=rules, path=path)
         return prepare(idx)
 
 
@@ -268,6 +300,9 @@ def _prepare(
             f"{ {s: len(r) for s, r in rows.items()} })"
         )
     train = take_frame(frame, rows["train"], streaming, n)
+    if prep.text:
+        texts = [train.lazy().select(pl.col(c).alias("text")) for c in [prep.text[0], prep.target_text] if c]
+        prep.fit_tokenizer(pl.concat(texts).collect().to_series(), cache_dir)  # seq2seq: source and target
     if prep.sequence and prep.sequence_length is None:
         lengths = train.lazy().select(pl.max_horizontal([pl.col(c).list.len().max() for c in prep.sequence]))
         prep.sequence_length = int(lengths.collect().item() or 1)
@@ -282,7 +317,7 @@ def _prepare(
         keep = rows["train"]
         if drop_outliers:
             keep = keep[~_outlier_rows(frame, prep)[keep]]
-        xs, ys, ws = _resident_arrays(frame, keys, {**rows, "train": keep}, prep, row_labels)
+        xs, ys, ws = _resident_arrays(frame, keys, {**rows, "train": keep}, prep, row_labels, cache_dir)
         train_stream = None
     info = prep.to_dict()
     info["source"] = {**source, "sizes": {s: int(len(ys[s])) for s in SPLITS}, "streamed": streaming}
@@ -298,14 +333,20 @@ def _prepare(
         prep=info,
         weights=ws if prep.weight else None,  # type: ignore[arg-type]  (with a weight column every split has them)
         stream=train_stream,
+        tokenizer=prep.trained_tokenizer,
     )
 
 
-def _resident_arrays(frame, keys: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep, row_labels):
+def _resident_arrays(frame, keys: pl.DataFrame, rows: dict[str, np.ndarray], prep: Prep, row_labels, cache_dir):
     """x, y, weights per split, cut by row index (x row-major, scaled as it is cut).
-    row_labels: every row's class id, already computed for the split (None: regression)."""
-    xs = prep.transform_rows(frame, rows)
-    y = row_labels.astype(np.int32) if row_labels is not None else prep.transform_label(keys.get_column(prep.label))
+    row_labels: every row's class id, already computed for the split (None: regression).
+    Text: token ids of every row, encoded once (or read from the cache), then cut."""
+    if prep.text:
+        ids = prep.text_ids(frame, cache_dir)
+        xs = {s: ids[idx] for s, idx in rows.items()}
+    else:
+        xs = prep.transform_rows(frame, rows)
+    y = row_labels.astype(np.int32) if row_labels is not None else prep.labels(keys, cache_dir)
     w = prep.transform_weight(keys)
     ys = {s: y[idx] for s, idx in rows.items()}
     ws = {s: (w[idx] if w is not None else None) for s, idx in rows.items()}
@@ -363,9 +404,9 @@ def _source_tag(path: str, train_rows: np.ndarray) -> str:
 
 def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_resident_mb: float) -> bool:
     if stream in (True, "true"):
-        if cols.image or cols.sequence:
+        if cols.image or cols.sequence or cols.text:
             raise DataError(
-                "dataset.stream=true supports tabular and pixel columns; an image / sequence column "
+                "dataset.stream=true supports tabular and pixel columns; an image / sequence / text column "
                 "must be resident (dataset.stream=false)"
             )
         return True
@@ -373,7 +414,7 @@ def _should_stream(stream: Any, lf: pl.LazyFrame, cols, image_shape, max_residen
         return False
     if stream != "auto":
         raise DataError(f"dataset.stream={stream!r} is not valid; choose auto, true or false")
-    if cols.image or cols.sequence:
+    if cols.image or cols.sequence or cols.text:
         return False
     n = lf.select(pl.len()).collect(engine="streaming").item()
     width = len(cols.numeric) + len(cols.categorical)
@@ -384,7 +425,7 @@ def _in_one_pass(schema: pl.Schema, cols, rules: dict, dedupe: bool, outliers, s
     """Whether the resident arrays can be cut from the file as Polars reads it: nothing to
     fit before the cut but the standard scaling the cut itself sums (every feature one of
     `Prep.moment_columns`), and no fills, drops, outliers, dedupe or encodings."""
-    encoded = cols.categorical or cols.image or cols.sequence
+    encoded = cols.categorical or cols.image or cols.sequence or cols.text
     if dedupe or outliers or encoded or any(r != "error" for r in rules.values()):
         return False
     return Prep(cols.numeric, "", "auto", scale).moment_columns(schema) == cols.numeric
@@ -415,6 +456,29 @@ def _check_two_classes(label: str, classes: list, train_labels: np.ndarray, path
         "two classes in the train rows: check dataset.label, add rows of the other classes, or set "
         "task=regression for a numeric target"
     )
+
+
+def _language_model(task: str) -> str:
+    """Text without a label trains a language model; any other task needs dataset.label."""
+    if task not in ("auto", LANGUAGE_MODEL):
+        raise DataError(f"task={task} needs a label column: set dataset.label (dataset.label=null is a language model)")
+    return LANGUAGE_MODEL
+
+
+def _check_target_text(target_text: str | None, text: list[str] | None, label: str | None, schema, path: str) -> None:
+    """dataset.target_text names a String column beside a source text column and no label."""
+    if target_text is None:
+        return
+    if target_text not in schema:
+        raise DataError(
+            f"dataset.target_text={target_text!r} is not a column of {path}; columns: {', '.join(schema.names())}"
+        )
+    if schema[target_text] != pl.String:
+        raise DataError(f"dataset.target_text={target_text!r} is {schema[target_text]}; it must hold strings")
+    if not text:
+        raise DataError("dataset.target_text needs the source text column in dataset.text (dataset.text=[source])")
+    if label is not None:
+        raise DataError(f"dataset.target_text is the target of a seq2seq run; set dataset.label=null (not {label!r})")
 
 
 def _infer_task(task: str, y: pl.Series) -> str:

@@ -39,10 +39,11 @@ def leaf_paths(tree: Any) -> list[tuple[str, Any]]:
 def loss_grads(task, sm, params, rest, x, y, key):
     """Pure: the gradient of the task's mean loss on (x, y), in train mode."""
     targets = task.targets(x, y) if hasattr(task, "targets") else y
+    inputs = task.inputs(x, y) if hasattr(task, "inputs") else x  # seq2seq: (source, target)
 
     def loss_fn(p):
         model = nnx.merge(sm.train_def, p, rest)
-        out = model(x, rngs=nnx.Rngs(dropout=key)) if sm.takes_rngs else model(x)
+        out = model(inputs, rngs=nnx.Rngs(dropout=key)) if sm.takes_rngs else model(inputs)
         return jnp.mean(task.loss(out, targets))
 
     return jax.grad(loss_fn)(params)

@@ -7,7 +7,7 @@ The contract dlexp relies on, so that `model._target_=my_pkg.MyNet` works:
   `rngs`, dlexp passes `nnx.Rngs(dropout=key)` with a fresh key each step;
 - `model.train()` / `model.eval()` switch dropout and batch norm (standard NNX);
 - a model that needs its own training task names it in a class attribute
-  `task` ("gan", "autoencoder"); see dlexp/tasks/__init__.py.
+  `task` ("gan", "autoencoder", "seq2seq"); see dlexp/tasks/__init__.py.
 """
 
 from dlexp.models.autoencoder import Autoencoder
@@ -16,6 +16,7 @@ from dlexp.models.gan import GAN
 from dlexp.models.mlp import MLP
 from dlexp.models.resnet import ResNet
 from dlexp.models.rnn import RNN
+from dlexp.models.seq2seq import Seq2Seq
 from dlexp.models.transformer import Transformer
 
-__all__ = ["Autoencoder", "CNN", "GAN", "MLP", "ResNet", "RNN", "Transformer"]
+__all__ = ["Autoencoder", "CNN", "GAN", "MLP", "ResNet", "RNN", "Seq2Seq", "Transformer"]

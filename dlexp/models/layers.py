@@ -93,6 +93,20 @@ def sequence_shape(in_shape: Sequence[int]) -> tuple[int, int]:
     return int(in_shape[0]), int(math.prod(in_shape[1:]))
 
 
+PAD_ID = 0  # token ids of a text column are padded with 0 (dlexp/data/text.py)
+
+
+def token_mask(ids: jax.Array) -> jax.Array:
+    """bool [B, L]: the real tokens of padded token ids."""
+    return ids != PAD_ID
+
+
+def masked_mean(x: jax.Array, keep: jax.Array) -> jax.Array:
+    """[B, L, D] -> [B, D]: the mean over the steps `keep` [B, L] marks (at least one per row)."""
+    w = keep.astype(x.dtype)[..., None]
+    return (x * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1)
+
+
 class DenseStack(nnx.Module):
     """Linear -> activation -> dropout, repeated: the head of every classifier here."""
 

@@ -2,8 +2,11 @@
 
 Inputs are read as [time, features] (`layers.sequence_shape`): a series window [T],
 a multivariate sequence [T, F], or an image [H, W, C] read row by row (H steps of
-W*C values). The readout is the last step (for a bidirectional layer: the forward
-direction's last step with the backward direction's first) or the mean over steps.
+W*C values). Token ids of a text column (the data gives `vocab_size`) go through an
+embedding first, and each row is read only up to its length (its padding is skipped).
+The readout is the last step (for a bidirectional layer: the forward direction's last
+step with the backward direction's first) or the mean over steps. `causal=True` reads
+tokens left to right and predicts the next one at every step: a language model.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
-from dlexp.models.layers import Dropout, sequence_shape
+from dlexp.models.layers import Dropout, masked_mean, sequence_shape, token_mask
 
 CELLS = {"lstm": nnx.LSTMCell, "gru": nnx.GRUCell}
 READOUTS = ("last", "mean")
@@ -36,6 +39,9 @@ class RNN(nnx.Module):
         bidirectional: bool = False,
         readout: str = "last",
         dropout: float = 0.0,
+        embed: int = 64,
+        causal: bool = False,
+        vocab_size: int | None = None,
         rngs: nnx.Rngs,
     ):
         if cell not in CELLS:
@@ -44,7 +50,19 @@ class RNN(nnx.Module):
             raise ValueError(f"model.readout={readout!r} is not known; choose one of {', '.join(READOUTS)}")
         if layers < 1:
             raise ValueError(f"model.layers={layers} must be at least 1")
-        self.seq_shape = sequence_shape(in_shape)
+        if causal and (bidirectional or not vocab_size):
+            raise ValueError(
+                "model.causal=true predicts each next token from the ones before: it needs a text column "
+                "(dataset.text) and model.bidirectional=false"
+            )
+        self.vocab_size = int(vocab_size) if vocab_size else None
+        self.task = "language_model" if causal else None  # dlexp.tasks.make_task reads it
+        if self.vocab_size:
+            self.embed = nnx.Embed(self.vocab_size, int(embed), rngs=rngs)
+            self.seq_shape = (int(in_shape[0]), int(embed))
+        else:
+            self.embed = None
+            self.seq_shape = sequence_shape(in_shape)
         self.hidden, self.bidirectional, self.readout = int(hidden), bool(bidirectional), readout
         Cell = CELLS[cell]
         self.layers = nnx.List()
@@ -67,19 +85,35 @@ class RNN(nnx.Module):
         return (carry, carry) if self.bidirectional else carry
 
     def __call__(self, x, rngs=None):
+        if self.task == "language_model":  # [B, L, vocab]: the next token's logits at every step
+            return self.out(self.dropout(self.steps(x, rngs)[0], rngs=rngs))
         return self.out(self.features(x, rngs=rngs))
 
-    def features(self, x, rngs=None):
-        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
-        x = x.reshape((x.shape[0], *self.seq_shape))
+    def steps(self, x, rngs=None):
+        """(every step's output [B, T, H], the real steps [B, T] or None for dense input)."""
+        if self.embed is not None:
+            keep = token_mask(x)
+            lengths = keep.sum(axis=1)
+            x = self.embed(x)
+        else:
+            keep = lengths = None
+            x = x.reshape((x.shape[0], *self.seq_shape))
         for i, layer in enumerate(self.layers):
             if i:
                 x = self.dropout(x, rngs=rngs)
-            x = layer(x, initial_carry=self._carry(layer, x.shape[0]))
+            x = layer(x, initial_carry=self._carry(layer, x.shape[0]), seq_lengths=lengths)
+        return x, keep
+
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
+        x, keep = self.steps(x, rngs)
         if self.readout == "mean":
-            h = x.mean(axis=1)
-        elif self.bidirectional:
-            h = jnp.concatenate([x[:, -1, : self.hidden], x[:, 0, self.hidden :]], axis=-1)
+            h = x.mean(axis=1) if keep is None else masked_mean(x, keep)
         else:
-            h = x[:, -1]
+            last = x[:, -1] if keep is None else x[jnp.arange(x.shape[0]), keep.sum(axis=1) - 1]
+            h = (
+                jnp.concatenate([last[:, : self.hidden], x[:, 0, self.hidden :]], axis=-1)
+                if self.bidirectional
+                else last
+            )
         return self.dropout(h, rngs=rngs)

@@ -2,7 +2,10 @@
 multi-head self-attention and an MLP, then a [CLS] token (or the token mean) to the head.
 
 Tokens are the time steps of a sequence ([T] or [T, F]), or for images ViT-style
-patches: an [H, W, C] image is cut into (H/p)*(W/p) patches of p*p*C values.
+patches: an [H, W, C] image is cut into (H/p)*(W/p) patches of p*p*C values, or the
+token ids of a text column (the data gives `vocab_size`): embedded, with their padding
+masked out of attention and of the mean pool. `causal=True` lets each token attend only
+to the ones before it and predicts the next token at every position: a language model.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from dlexp.models.layers import Dropout, sequence_shape
+from dlexp.models.layers import Dropout, masked_mean, sequence_shape, token_mask
 
 POOLS = ("cls", "mean")
 
@@ -36,10 +39,23 @@ class EncoderBlock(nnx.Module):
         self.fc2 = nnx.Linear(mlp_dim, dim, rngs=rngs)
         self.dropout = Dropout(dropout)
 
-    def __call__(self, x, rngs=None):
-        x = x + self.dropout(self.attn(self.norm1(x), rngs=rngs), rngs=rngs)
+    def __call__(self, x, mask=None, rngs=None):
+        x = x + self.dropout(self.attn(self.norm1(x), mask=mask, rngs=rngs), rngs=rngs)
+        return self.feed_forward(x, rngs)
+
+    def feed_forward(self, x, rngs=None):
         h = self.dropout(nnx.gelu(self.fc1(self.norm2(x))), rngs=rngs)
         return x + self.dropout(self.fc2(h), rngs=rngs)
+
+
+def attention_mask(keep: jax.Array, causal: bool = False) -> jax.Array:
+    """bool [B, 1, queries, keys] from the real tokens `keep` [B, n]: padding is never a key, and
+    a causal query sees only itself and the keys before it."""
+    mask = keep[:, None, None, :]
+    if causal:
+        n = keep.shape[1]
+        mask = mask & jnp.tril(jnp.ones((n, n), bool))[None, None]
+    return mask
 
 
 class Transformer(nnx.Module):
@@ -55,14 +71,25 @@ class Transformer(nnx.Module):
         patch: int = 2,
         pool: str = "cls",
         dropout: float = 0.1,
+        causal: bool = False,
+        vocab_size: int | None = None,
         rngs: nnx.Rngs,
     ):
         if pool not in POOLS:
             raise ValueError(f"model.pool={pool!r} is not known; choose one of {', '.join(POOLS)}")
         if dim % heads:
             raise ValueError(f"model.dim={dim} must be a multiple of model.heads={heads}")
+        if causal and not vocab_size:
+            raise ValueError("model.causal=true predicts each next token: it needs a text column (dataset.text)")
         self.in_shape = tuple(int(s) for s in in_shape)
-        if len(self.in_shape) == 3:  # an image: ViT patches
+        self.vocab_size = int(vocab_size) if vocab_size else None
+        self.task = "language_model" if causal else None  # dlexp.tasks.make_task reads it
+        if causal:
+            pool = "mean"  # no [CLS]: every position has its own output
+        if self.vocab_size:
+            self.patch = None
+            tokens, features = self.in_shape[0], 0
+        elif len(self.in_shape) == 3:  # an image: ViT patches
             h, w, c = self.in_shape
             if patch < 1 or h % patch or w % patch:
                 raise ValueError(f"model.patch={patch} must divide the image size {h}x{w}")
@@ -72,7 +99,9 @@ class Transformer(nnx.Module):
             self.patch = None
             tokens, features = sequence_shape(self.in_shape)
         self.pool = pool
-        self.embed = nnx.Linear(features, dim, rngs=rngs)
+        self.embed = (
+            nnx.Embed(self.vocab_size, dim, rngs=rngs) if self.vocab_size else nnx.Linear(features, dim, rngs=rngs)
+        )
         n = tokens + (pool == "cls")
         self.pos = nnx.Param(jax.random.normal(rngs.params(), (1, n, dim)) * 0.02)
         self.cls = nnx.Param(jnp.zeros((1, 1, dim))) if pool == "cls" else None
@@ -90,17 +119,33 @@ class Transformer(nnx.Module):
         return x.reshape((x.shape[0], *sequence_shape(self.in_shape)))
 
     def __call__(self, x, rngs=None):
+        if self.task == "language_model":  # [B, L, vocab]: the next token's logits at every position
+            return self.out(self.encode(x, rngs)[0])
         return self.out(self.features(x, rngs=rngs))
 
-    def features(self, x, rngs=None):
-        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
-        t = self.embed(self.tokens(x))
+    def encode(self, x, rngs=None):
+        """(every token after the blocks [B, n, dim], the real tokens [B, n] or None for dense input)."""
+        if self.vocab_size:
+            keep = token_mask(x)
+            t = self.embed(x)
+        else:
+            keep = None
+            t = self.embed(self.tokens(x))
         if self.cls is not None:
             t = jnp.concatenate(
                 [jnp.broadcast_to(self.cls[...].astype(t.dtype), (t.shape[0], 1, t.shape[2])), t], axis=1
             )
+            keep = None if keep is None else jnp.concatenate([jnp.ones_like(keep[:, :1]), keep], axis=1)
         t = self.dropout(t + self.pos[...].astype(t.dtype), rngs=rngs)
+        # causal models read token ids: a mask is there
+        mask = None if keep is None else attention_mask(keep, causal=self.task == "language_model")
         for block in self.blocks:
-            t = block(t, rngs=rngs)
-        t = self.norm(t)
-        return t[:, 0] if self.cls is not None else t.mean(axis=1)
+            t = block(t, mask=mask, rngs=rngs)
+        return self.norm(t), keep
+
+    def features(self, x, rngs=None):
+        """The penultimate layer, what the output layer sees (the embedding projector shows it)."""
+        t, keep = self.encode(x, rngs)
+        if self.cls is not None:
+            return t[:, 0]
+        return t.mean(axis=1) if keep is None else masked_mean(t, keep)

@@ -4,9 +4,13 @@ Which task a run gets (`make_task`):
 1. a model that needs its own task says so in a class attribute `task` and passes
    what that task needs from `task_options()`: `dlexp.models.GAN` -> `gan`
    (latent size), `dlexp.models.Autoencoder` -> `autoencoder` (the KL weight beta);
+   A causal RNN or Transformer (`model.causal=true`) -> `language_model`;
+   `dlexp.models.Seq2Seq` -> `seq2seq` (data with `dataset.target_text`);
 2. otherwise the data set's task (`task=auto` lets the data decide, or
    `task=classification|regression` forces it): classification, or regression,
-   which is `forecasting` when the target has several outputs (a horizon).
+   which is `forecasting` when the target has several outputs (a horizon). Text
+   without a label (`dataset.label=null`) is `language_model` data, which needs a
+   causal model.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ from dlexp.tasks.autoencoder import Reconstruction
 from dlexp.tasks.base import StepOptions, Task, make_eval_step, make_predict, make_train_step
 from dlexp.tasks.classification import Classification
 from dlexp.tasks.generative import GANTask
+from dlexp.tasks.language_model import LanguageModel
 from dlexp.tasks.regression import Regression
+from dlexp.tasks.seq2seq import Seq2SeqTask
 from dlexp.tasks.sequence import Forecasting
 
-MODEL_TASKS = {"gan": GANTask, "autoencoder": Reconstruction}  # chosen by a model's `task` attribute
+MODEL_TASKS = {
+    "gan": GANTask,
+    "autoencoder": Reconstruction,
+    "language_model": LanguageModel,
+    "seq2seq": Seq2SeqTask,
+}  # chosen by a model's `task` attribute
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -47,6 +58,16 @@ def make_task(
             raise ConfigError(f"loss.{key}={v} must be at least 0")
     opts = StepOptions(l1=l1, l2=l2, compute_dtype=precision)
     declared = getattr(model, "task", None)
+    if name == "language_model" and declared != "language_model":
+        raise ConfigError(
+            "text without a label (dataset.label=null) trains a language model: set model.causal=true "
+            "(model=transformer, lstm or gru), or name the label column in dataset.label"
+        )
+    if (name == "seq2seq") != (declared == "seq2seq"):
+        raise ConfigError(
+            "a source and a target text column (dataset.target_text) train model=seq2seq, and model=seq2seq "
+            f"needs them; this run has data for {name} and model._target_={type(model).__name__}"
+        )
     if declared is not None:
         if declared not in MODEL_TASKS:
             raise ConfigError(f"the model declares task={declared!r}; known model tasks: {', '.join(MODEL_TASKS)}")
@@ -78,4 +99,6 @@ __all__ = [
     "Forecasting",
     "GANTask",
     "Reconstruction",
+    "LanguageModel",
+    "Seq2SeqTask",
 ]

@@ -48,6 +48,9 @@ class Task:
     def targets(self, x, y):  # what the loss compares outputs with (an autoencoder: x)
         return y
 
+    def inputs(self, x, y):  # what the model reads (seq2seq: the source and, for teacher forcing, the target)
+        return x
+
     def for_data(self, scale: str | None) -> Task:
         """This task fitted to the data's scaling (dataset.scale): a VAE's `auto` likelihood."""
         return self
@@ -191,7 +194,8 @@ def make_train_step(
         hyper = state.get("hyper", {})
 
         def loss_fn(params):
-            out, rest = _forward(sm.train_def, params, state["rest"], x, key, sm.takes_rngs, opts.compute_dtype)
+            inputs = task.inputs(x, y)
+            out, rest = _forward(sm.train_def, params, state["rest"], inputs, key, sm.takes_rngs, opts.compute_dtype)
             losses = task.loss(out, targets)
             trained = task.train_losses(losses, out, targets, {**hyper, "step": state["step"]})
             mean = jnp.mean(trained) if w is None or total is None else jnp.sum(w * trained) / total
@@ -232,7 +236,7 @@ def make_eval_step(task: Task, sm: SplitModel) -> Callable:
 
     def eval_step(params, rest, x, y, weights, index=0):
         targets = task.targets(x, y)
-        out, _ = _forward(sm.eval_def, params, rest, x, None, sm.takes_rngs, task.opts.compute_dtype)
+        out, _ = _forward(sm.eval_def, params, rest, task.inputs(x, y), None, sm.takes_rngs, task.opts.compute_dtype)
         losses = task.loss(out, targets)
         return task.sums(losses, out, targets, weights)
 
