@@ -63,6 +63,12 @@ def two_processes(run_dir, cwd, env, args=ARGS) -> list[subprocess.Popen]:
     ]
 
 
+def wait_for_checkpoint(run_dir, step: int, procs) -> None:
+    while not (run_dir / "checkpoints" / str(step)).exists():
+        assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
+        time.sleep(0.05)
+
+
 def finish(procs) -> None:
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
@@ -104,39 +110,25 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, env):
     reads = [p["rows_read"] for p in multi["data"]["processes"]]
     assert reads == [89, 89] and single["data"]["processes"][0]["rows_read"] == 178
 
-    # The same two processes killed with SIGKILL after a checkpoint, then started again with the
-    # same command: they resume from the checkpoint and end bitwise as the run above did.
-    killed = tmp_path / "killed"
-    procs = two_processes(killed, tmp_path, env)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "15").exists() and time.monotonic() < deadline:
-        assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
-        time.sleep(0.05)
-    for p in procs:
-        p.kill()
-        p.wait()
-    assert not (killed / "summary.json").exists()
-    finish(two_processes(killed, tmp_path, env))
-    resumed = read_json(killed / "summary.json")
-    assert resumed["checkpoint"]["resumed_from_step"] >= 15
-    for key in ("test", "best", "final"):
-        assert resumed[key] == multi[key], key
-
-    # SIGTERM to one process only, as when one host is preempted: both agree to stop at the
-    # same step, save it and exit 75; the same command then ends as the uninterrupted run.
-    stopped = tmp_path / "stopped"
-    procs = two_processes(stopped, tmp_path, env)
-    while not (stopped / "checkpoints" / "15").exists():
-        assert all(p.poll() is None for p in procs), procs[0].communicate()[1][-3000:]
-        time.sleep(0.05)
+    # Preempted, then killed, then finished: SIGTERM to one process only (one host preempted)
+    # stops both at the same step, saved, with exit 75; the same command resumes; SIGKILL after
+    # its next checkpoint; the same command again ends bitwise as the uninterrupted run.
+    run_dir = tmp_path / "interrupted"
+    procs = two_processes(run_dir, tmp_path, env)
+    wait_for_checkpoint(run_dir, 15, procs)
     procs[1].send_signal(signal.SIGTERM)
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [75, 75], outs[0][1][-3000:]
-    preempted = read_json(stopped / "summary.json")
+    preempted = read_json(run_dir / "summary.json")
     assert preempted["status"] == "preempted"
-    finish(two_processes(stopped, tmp_path, env))
-    resumed = read_json(stopped / "summary.json")
-    assert resumed["checkpoint"]["resumed_from_step"] == preempted["steps"]
+    procs = two_processes(run_dir, tmp_path, env)
+    wait_for_checkpoint(run_dir, preempted["steps"] + 15 - preempted["steps"] % 15, procs)
+    for p in procs:
+        p.kill()
+        p.wait()
+    finish(two_processes(run_dir, tmp_path, env))
+    resumed = read_json(run_dir / "summary.json")
+    assert resumed["checkpoint"]["resumed_from_step"] > preempted["steps"]
     for key in ("test", "best", "final"):
         assert resumed[key] == multi[key], key
 
