@@ -30,14 +30,14 @@ def fit_to_data(
     say nothing of the samples) is judged by val/fid instead: that entry is "objective"."""
     tasks = [t.for_data(data.prep.get("scale")) for t in tasks]
     objective = str(objective_cfg.metric)
-    measured = objective.partition("/")[2] in QUALITY_METRICS
+    needs_judge = objective.partition("/")[2] in QUALITY_METRICS
     if not _generates(tasks[0]):
-        if measured:
+        if needs_judge:
             raise ConfigError(f"objective.metric={objective} measures generated samples; this run is {tasks[0].name}")
         return tasks, {}
     why = "quality.judge=off" if quality.judge == "off" else usable(data)
     if why is not None:
-        if measured:
+        if needs_judge:
             raise ConfigError(f"objective.metric={objective} needs a judge of the samples, which {why} rules out")
         log.info("sample quality: not measured, since %s", why)
         return tasks, {}
