@@ -170,12 +170,3 @@ def test_streamed_files_are_read_one_share_per_process(tmp_path, env):
     prep = read_json(tmp_path / "multi" / "prep.json")
     assert prep["categories"]["colour"] == ["blue", "green", "red"]
     assert prep["source"]["streamed"] and prep["source"]["shards"]["bounds"] == [[0, 1000], [1000, 2000]]
-
-
-def test_with_one_data_shard_every_process_reads_everything(tmp_path, env):
-    args = ["model=mlp", "dataset=wine", "trainer.steps=20", "trainer.progress=false", "trainer.parallel=mesh"]
-    args += ["trainer.data_shards=1", "trainer.checkpoint.enabled=false", "logger=none"]
-    finish(two_processes(tmp_path / "whole", tmp_path, env, args))
-    summary = read_json(tmp_path / "whole" / "summary.json")
-    assert [p["rows_read"] for p in summary["data"]["processes"]] == [178, 178]
-    assert summary["data"]["shards"] == 1
