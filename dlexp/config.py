@@ -126,8 +126,12 @@ class ScheduleConfig:
 
 @dataclass
 class LoggerConfig:
-    tensorboard: bool = True  # event files under <run>/tb
-    jsonl: bool = True  # <run>/metrics.jsonl
+    # Each logger option turns its own on, so they combine: logger=[tensorboard,mlflow].
+    tensorboard: bool = False  # event files under <run>/tb (a sweep job: <sweep>/tb/<its name>)
+    jsonl: bool = False  # <run>/metrics.jsonl
+    mlflow: bool = False  # an MLflow run: params, metrics with steps, artifacts
+    tracking_uri: str | None = None  # MLflow's store or server (null: sqlite under paths.runs)
+    experiment_name: str = "dlexp"  # the MLflow experiment runs are filed under
     console: bool = True  # the summary table at the end
     histograms_every: int | None = None  # steps between parameter / gradient histograms (null: off)
     embeddings: bool = False  # penultimate-layer features of val samples for the projector

@@ -95,7 +95,7 @@ def split_arrays(run: SavedRun, split: str) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dlexp.writers import summary_table
+    from dlexp.loggers.console import summary_table
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv

@@ -78,7 +78,7 @@ def read_job(job_dir: str, root: str) -> tuple[list[dict[str, Any]], dict[str, A
                 "mode": obj.get("mode", (config.get("objective") or {}).get("mode")),
                 "best_step": (c.get("best") or {}).get("step"),
                 **{f"test/{k}": _number(v) for k, v in (c.get("test") or {}).items()},
-                **{f"best/val/{k}": _number(v) for k, v in ((c.get("best") or {}).get("val") or {}).items()},
+                **{f"val_best/{k}": _number(v) for k, v in ((c.get("best") or {}).get("val") or {}).items()},
                 **common,
             }
         )

@@ -53,13 +53,14 @@ def run(
     from dlexp.data.report import report_text
     from dlexp.hooks import build_hooks
     from dlexp.jobs import job_resources
+    from dlexp.loggers import copy_writers, make_writers
+    from dlexp.loggers.names import RunPlace, place_of
     from dlexp.loop.fit import fit
     from dlexp.loop.plan import plan_steps
     from dlexp.loop.records import CopyRecord
     from dlexp.models.split import has_conv, split_model
     from dlexp.quality.attach import fit_to_data
     from dlexp.tasks import make_task
-    from dlexp.writers import copy_writers, make_writers
 
     os.makedirs(run_dir, exist_ok=True)
     main = parallel.is_main_process()  # only process 0 writes files
@@ -68,11 +69,16 @@ def run(
         if not copy_dirs:  # (a packed program's dir holds no checkpoint: its jobs' dirs do)
             resume.check_run_dir(run_dir, cfg.trainer.checkpoint.enabled)  # an earlier run is never overwritten
         release_run_dir = resume.claim(run_dir)
+    # Where each run's records go and its name (a sweep job's: by its values); only process 0 writes.
+    dirs = [run_dir, *(copy_dirs or [])]
+    places = {d: place_of(d, job_overrides(d) if d != run_dir else this_job_overrides()) for d in dirs} if main else {}
+    place = places.get(run_dir) or RunPlace(run_dir, "", "")
+    if main:
         info = {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()}
-        for d in [run_dir, *(copy_dirs or [])]:
+        for d, p in places.items():
             os.makedirs(d, exist_ok=True)
-            rundir.write_json(os.path.join(d, "run.json"), info)
-    writers = make_writers(cfg.logger, run_dir, main)
+            rundir.write_json(os.path.join(d, "run.json"), {**info, "name": p.name, "tensorboard": p.tensorboard})
+    writers = make_writers(cfg.logger, place, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
     per_copy: list = []
@@ -176,9 +182,12 @@ def run(
         writers.text("config", config_text)
         writers.text("model", summary_text)
         if copy_dirs:
-            per_copy = [make_writers(cfg.logger, d, main) for d in copy_dirs]
+            per_copy = [make_writers(cfg.logger, places.get(d, place), main) for d in copy_dirs]
         else:
-            per_copy = [copy_writers(cfg.logger, run_dir, s, main) for s in specs] if specs else [writers]
+            per_copy = [copy_writers(cfg.logger, place, s, main) for s in specs] if specs else [writers]
+        for w, c in zip(per_copy, cfgs if len(cfgs) == len(per_copy) else [cfg] * len(per_copy)):
+            w.params(flat_config(c))
+            w.loss_chart(cfg.objective.metric)
 
         # -------------------------------------------------------------- fit and test
         objective = judged.pop("objective", None) or (cfg.objective.metric, str(cfg.objective.mode))
@@ -212,9 +221,11 @@ def run(
         if judged:
             summary["quality"] = judged
         if copy_dirs:  # a packed sweep job: each copy is compared by its own job's overrides
-            record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs])
+            hps = [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs]
+            record_results(summary, per_copy, hps, places.get(copy_dirs[0], place).swept, None)
         else:
-            record_results(summary, per_copy, [hparams_of(cfg, plan.batch_size)] * len(per_copy))
+            hps = [hparams_of(cfg, plan.batch_size, this_job_overrides())] * len(per_copy)
+            record_results(summary, per_copy, hps, place.swept, place.name if specs else None)
         if cfg.logger.console:
             print_results(summary, run_dir)
         return summary["objective"]["value"], summary
@@ -240,21 +251,26 @@ def copy_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return summary.get("copies") or [summary]
 
 
-def record_results(summary: dict[str, Any], writers: list, hparams: list[dict[str, Any]]) -> None:
-    """Each copy's best val metrics and its HParams entry (the HParams dashboard reads these tags)."""
-    from dlexp.loop.records import flat_metrics
+def record_results(
+    summary: dict[str, Any], writers: list, hparams: list[dict[str, Any]], swept: tuple[str, ...], group: str | None
+) -> None:
+    """Each copy's best evaluation (`val_best/`, at its step) and its HParams entry: the swept keys
+    as columns, the objective first among the metrics. Copies of one job share its `group`."""
+    from dlexp.loggers.base import Comparison
+    from dlexp.loggers.layout import best_tags, comparison_metrics, headline, split_tags
 
     for w, c, hp in zip(writers, copy_results(summary), hparams):
-        metrics = flat_metrics(c)
-        w.scalars(summary["steps"], {k: v for k, v in metrics.items() if k.startswith("best/")})
-        own = c.get("values", {})  # a copy's values (as overrides give them where they do)
-        lr = {"lr": own.get("optimizer.lr", hp["lr"]), "seed": c.get("seed", hp["seed"])}
-        w.hparams({**hp, **lr, **{k: v for k, v in own.items() if k not in hp}}, metrics)
+        objective = c["objective"]
+        best = best_tags(c["best"]["val"], objective["metric"], objective["value"])
+        w.scalars(c["best"]["step"], best)
+        metrics = {**split_tags("test", headline(c["test"])), **best}
+        typed = {**hp, **c.get("values", {}), **({"seed": c["seed"]} if "seed" in c else {})}
+        w.hparams(typed, metrics, Comparison(swept, comparison_metrics(metrics, objective["metric"]), group))
 
 
 def print_results(summary: dict[str, Any], run_dir: str) -> None:
     from dlexp.crossval import fold_rows, headline, mean_std_rows
-    from dlexp.writers import summary_table
+    from dlexp.loggers.console import summary_table
 
     o = summary["objective"]
     if "cv" in summary:
@@ -285,27 +301,52 @@ def print_results(summary: dict[str, Any], run_dir: str) -> None:
     print(f"objective {o['metric']} = {o['value']}  (run dir: {run_dir})", file=sys.stderr)
 
 
-def hparams_of(cfg: TrainConfig, batch_size: int, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The hyperparameters a run is compared by: its command-line overrides (by default, this
-    Hydra job's) plus the key choices (the batch size the run actually used)."""
+def hparams_of(cfg: TrainConfig, batch_size: int, overrides: list[str]) -> dict[str, Any]:
+    """The hyperparameters a run is compared by, with their types: the key choices (the batch
+    size the run actually used) and its command-line overrides, each read back from the
+    resolved config (so `optimizer.lr=1e-3` is the number 0.001; a group choice stays its name)."""
+    from dlexp.loggers.names import split_override
+
+    resolved = OmegaConf.structured(cfg) if isinstance(cfg, TrainConfig) else cfg
     hp: dict[str, Any] = {
         "model": str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1],
         "dataset": str(cfg.dataset.get("_target_", "?")).rsplit(".", 1)[-1],
         "optimizer": str(cfg.optimizer.get("_target_", "?")).rsplit(".", 1)[-1],
-        "lr": cfg.optimizer.get("lr"),
-        "batch_size": batch_size,
+        "optimizer.lr": cfg.optimizer.get("lr"),
+        "trainer.batch_size": batch_size,
         "seed": cfg.seed,
     }
-    if overrides is None:
-        try:
-            overrides = list(HydraConfig.get().overrides.task)
-        except ValueError:
-            overrides = []
     for o in overrides:
-        k, _, v = o.lstrip("+~").partition("=")
-        if k != "trainer.batch_size":
-            hp[k] = v
+        key, text = split_override(o)
+        if key.startswith("hydra") or key == "trainer.batch_size":
+            continue
+        value = OmegaConf.select(resolved, key, default=None, throw_on_missing=False)
+        hp[key] = value if isinstance(value, (int, float, bool, str)) else text
     return hp
+
+
+def this_job_overrides() -> list[str]:
+    """This Hydra job's command-line overrides ([] outside Hydra)."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def flat_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The resolved config as dotted keys (MLflow's params)."""
+    tree = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    walk(tree, "")
+    return flat
 
 
 def job_overrides(job_dir: str) -> list[str]:

@@ -44,28 +44,49 @@ def test_tiny_run_end_to_end(cli, tmp_path):
     for tag in (
         "train/loss",
         "train/accuracy",
-        "train/lr",
-        "train/samples_per_s",
+        "optimizer/lr",
+        "optimizer/grad_norm",
+        "throughput/samples_per_s",
+        "throughput/epoch",
         "val/loss",
         "val/accuracy",
+        "val_per_class/f1/3",
         "test/accuracy",
         "test/f1",
+        "test_per_class/recall/9",
     ):
         assert tag in tags["scalars"], tag
         assert all(math.isfinite(e.value) for e in acc.Scalars(tag))
+    # The layout: headline metrics under train/ val/ test/, everything else in its own group.
+    groups = {t.split("/")[0] for t in tags["scalars"]}
+    assert groups == {"train", "val", "test", "val_per_class", "test_per_class", "optimizer", "throughput", "val_best"}
+    assert not [t for t in tags["scalars"] if t.startswith(("train/", "val/", "test/")) and t.count("/") > 1]
     assert [e.step for e in acc.Scalars("train/loss")] == [8, 16, 24]
     assert [e.step for e in acc.Scalars("val/loss")] == [8, 16, 24]
+    (best,) = acc.Scalars("val_best/loss")  # one point, at the best evaluation's step
+    assert (best.step, best.value) == (summary["best"]["step"], pytest.approx(summary["objective"]["value"]))
     assert acc.Scalars("test/accuracy")[0].value == pytest.approx(summary["test"]["accuracy"], rel=1e-5)
     assert any(t.startswith("config") for t in tags["tensors"])  # the resolved config as text
+    from tensorboard.plugins.custom_scalar import layout_pb2
     from tensorboard.plugins.hparams import plugin_data_pb2
+
+    (layout,) = [t for t in tags["tensors"] if t.startswith("custom_scalars")]
+    chart = layout_pb2.Layout.FromString(acc.Tensors(layout)[0].tensor_proto.string_val[0]).category[0].chart[0]
+    assert list(chart.multiline.tag) == ["^train/loss$", "^val/loss$"]  # the objective is val/loss here
 
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = start.session_start_info.hparams
-    assert hp["model"].string_value == "mlp" and hp["lr"].number_value == pytest.approx(3e-3)
+    assert hp["model"].string_value == "mlp" and hp["optimizer.lr"].number_value == pytest.approx(3e-3)
+    assert "lr" not in hp  # one key per hyperparameter, under its config name
     exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    metric_tags = {m.name.tag for m in exp.metric_infos}
-    assert {"test/accuracy", "best/val/accuracy"} <= metric_tags <= set(tags["scalars"])
+    metric_tags = [m.name.tag for m in exp.metric_infos]
+    assert metric_tags[:2] == ["val_best/loss", "test/loss"]  # the objective first, then its test value
+    assert {"test/accuracy", "val_best/accuracy"} <= set(metric_tags) <= set(tags["scalars"])
+    assert not [t for t in metric_tags if "per_class" in t]
+    # A run on its own has nothing swept: every hyperparameter is a column, numbers as numbers.
+    kinds = {h.name: h.type for h in exp.hparam_infos}
+    assert kinds["optimizer.lr"] == kinds["trainer.batch_size"] == 3 and kinds["model"] == 1  # FLOAT64, STRING
 
 
 def test_tabular_and_regression_runs(cli, tmp_path):

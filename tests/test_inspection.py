@@ -50,7 +50,7 @@ def test_a_run_with_inspection_writes_histograms_ratios_projector_and_confusion(
         assert [e.step for e in acc.Histograms(f"grads/{layer}")] == [0, 16]
     kernel = acc.Histograms("params/body/layers/0/kernel")[0].histogram_value
     assert kernel.num == 64 * 32 and kernel.min < 0 < kernel.max
-    ratio = {e.step: e.value for e in acc.Scalars("train/update_ratio")}
+    ratio = {e.step: e.value for e in acc.Scalars("optimizer/update_ratio")}
     assert sorted(ratio) == [0, 16] and 1e-5 < ratio[16] < 1  # warmup_cosine: lr is 0 at step 0
     assert ratio[0] == 0.0
     assert all(math.isfinite(e.value) and e.value >= 0 for e in acc.Scalars("update_ratio/head/kernel"))
@@ -97,13 +97,13 @@ def test_grads_and_update_ratio_are_those_of_the_train_step():
     params = jax.device_get(state["params"])
     ratios = update_ratios(params, jax.device_get(updates))
     applied = jax.tree.map(np.subtract, jax.device_get(new_state["params"]), params)
-    assert ratios["train/update_ratio"] == pytest.approx(
+    assert ratios["optimizer/update_ratio"] == pytest.approx(
         float(optax.tree.norm(applied)) / float(optax.tree.norm(params)), rel=1e-4
     )
     assert ratios["update_ratio/head/kernel"] == pytest.approx(
         0.01 * np.sqrt(head_update.size) / np.linalg.norm(params["head"]["kernel"]), rel=1e-3
     )
-    assert set(ratios) == {"train/update_ratio", "update_ratio/body/layers/0/kernel", "update_ratio/head/kernel"}
+    assert set(ratios) == {"optimizer/update_ratio", "update_ratio/body/layers/0/kernel", "update_ratio/head/kernel"}
     after = update_ratios(jax.device_get(new_state["params"]), jax.device_get(updates))
     assert "update_ratio/head/bias" in after  # no longer all zeros
 

@@ -47,12 +47,15 @@ def test_vectorized_seeds_equal_the_same_seeds_run_one_by_one(compose, tmp_path)
 
     # Each copy is its own TensorBoard run, and its own rows of metrics.jsonl.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
     for copy in vec["copies"]:
         acc = EventAccumulator(str(tmp_path / "vec" / "tb" / f"seed_{copy['seed']}"))
         acc.Reload()
         assert acc.Scalars("test/loss")[0].value == pytest.approx(copy["test"]["loss"], rel=1e-5)
-        assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+        start = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        group = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.group_name
+        assert group == "defaults"  # the job's name: HParams groups its seeds' sessions
     rows = [json.loads(line) for line in (tmp_path / "vec" / "metrics.jsonl").read_text().splitlines()]
     assert {r["seed"] for r in rows if "seed" in r} == {3, 7}
 

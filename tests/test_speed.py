@@ -120,7 +120,7 @@ def test_the_logged_gradient_norm_is_the_norm_at_the_log_step(compose, tmp_path,
         )
         run(cfg, str(tmp_path / name))
         rows = [json.loads(line) for line in open(tmp_path / name / "metrics.jsonl")]
-        return {r["step"]: r["train/grad_norm"] for r in rows if "train/grad_norm" in r}
+        return {r["step"]: r["optimizer/grad_norm"] for r in rows if "optimizer/grad_norm" in r}
 
     every_step = grad_norms("every", ["trainer.steps_per_call=1", "trainer.log_every=1"])
     logged = grad_norms(f"k{k}", [f"trainer.steps_per_call={k}", "trainer.log_every=4"])

@@ -39,24 +39,28 @@ def test_grid_multirun_each_job_in_its_dir_compared_in_tensorboard(cli, tmp_path
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    seen = set()
+    seen, names = set(), set()
     for job in jobs:
         assert read_json(job / "summary.json")["status"] == "completed"
-        acc = EventAccumulator(str(job / "tb"))
+        tb = read_json(job / "run.json")["tensorboard"]  # <sweep>/tb/<the job's swept values>
+        acc = EventAccumulator(tb)
         acc.Reload()
         content = acc.PluginTagToContent("hparams")
         hp = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/session_start_info"]
         ).session_start_info.hparams
-        seen.add((hp["optimizer.lr"].string_value, hp["model.dropout"].string_value))
+        lr, dropout = hp["optimizer.lr"].number_value, hp["model.dropout"].number_value
+        names.add(os.path.basename(tb))
+        seen.add((lr, dropout))
         metrics = {
             m.name.tag
             for m in plugin_data_pb2.HParamsPluginData.FromString(
                 content["_hparams_/experiment"]
             ).experiment.metric_infos
         }
-        assert {"test/accuracy", "best/val/loss"} <= metrics
-    assert seen == {("0.003", "0.0"), ("0.003", "0.2"), ("0.01", "0.0"), ("0.01", "0.2")}
+        assert {"test/accuracy", "val_best/loss"} <= metrics
+    assert seen == {(0.003, 0.0), (0.003, 0.2), (0.01, 0.0), (0.01, 0.2)}
+    assert names == {f"optimizer.lr={lr},model.dropout={d}" for lr in ("0.003", "0.01") for d in ("0.0", "0.2")}
 
     # The callback's results table: one row per job, best first, and the best job's command.
     table = pl.read_parquet(sweep_dir / "results.parquet")

@@ -86,7 +86,7 @@ def test_each_packed_job_is_a_run_of_its_own(grids):
         assert (d / ".hydra" / "config.yaml").exists()
         rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
         assert [r["test/loss"] for r in rows if "test/loss" in r] == [pytest.approx(summary["test"]["loss"])]
-        acc = EventAccumulator(str(d / "tb"))
+        acc = EventAccumulator(read_json(d / "run.json")["tensorboard"])  # <sweep>/tb/<its values>
         acc.Reload()
         assert acc.Scalars("test/loss")[0].value == pytest.approx(summary["test"]["loss"], rel=1e-5)
         assert sorted(int(s.name) for s in (d / "checkpoints").iterdir() if s.name.isdigit()) == [12]

@@ -1,8 +1,9 @@
 """The real `tensorboard` server over a tiny real sweep: what its HTTP API returns.
 
-One multirun of two jobs (the CLI in a subprocess), then TensorBoard on 127.0.0.1 on
-a free port: runs, scalar tags and values, histograms, the projector, and the HParams
-session groups, checked against what each job wrote to summary.json.
+One multirun of four jobs (the CLI in a subprocess), then TensorBoard on 127.0.0.1 on
+a free port: runs named by their swept values, the tag layout, scalar values, histograms,
+the projector, the custom-scalars chart, and the HParams experiment and session groups,
+checked against what each job wrote to summary.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from dlexp.inspection.events import scalars_table
 
-JOBS = {"0/tb": "0.001", "1/tb": "0.01"}  # run name -> the swept optimizer.lr
+LRS, DROPOUTS = (0.001, 0.01), (0.0, 0.2)
+# run name -> (job number, optimizer.lr, model.dropout): Hydra numbers a grid's jobs in this order
+JOBS = {
+    f"optimizer.lr={lr},model.dropout={d}": (num, lr, d)
+    for num, (lr, d) in enumerate((lr, d) for lr in LRS for d in DROPOUTS)
+}
 
 
 def free_port() -> int:
@@ -56,8 +62,8 @@ def wait_for_runs(base: str, proc: subprocess.Popen, expected: set[str], tries: 
     raise AssertionError(f"tensorboard did not list {sorted(expected)} (last: {runs})")
 
 
-def session_hparams(job_dir) -> dict:
-    acc = EventAccumulator(os.path.join(job_dir, "tb"), size_guidance={"tensors": 0})
+def session_hparams(event_dir) -> dict:
+    acc = EventAccumulator(str(event_dir), size_guidance={"tensors": 0})
     acc.Reload()
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     return dict(plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams)
@@ -69,7 +75,8 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
         "-m",
         "model=mlp",
         "model.hidden=[32]",
-        f"optimizer.lr={','.join(JOBS.values())}",
+        f"optimizer.lr={','.join(map(str, LRS))}",
+        f"model.dropout={','.join(map(str, DROPOUTS))}",
         "trainer.steps=16",
         "trainer.eval_every=8",
         "trainer.log_every=8",
@@ -81,9 +88,12 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
         check=True,
     )
     printed = proc.stdout + proc.stderr
-    assert printed.count("head.kernel") == 2 and "total" in printed  # each job prints its model summary at start
-    for run, lr in JOBS.items():  # each job holds its own hparams session in its own tb/
-        assert session_hparams(sweep / run.split("/")[0])["optimizer.lr"].string_value == lr
+    assert printed.count("head.kernel") == 4 and "total" in printed  # each job prints its model summary at start
+    for run, (num, lr, dropout) in JOBS.items():  # each job's run is <sweep>/tb/<its swept values>
+        assert read_json(sweep / str(num) / "run.json")["tensorboard"] == str(sweep / "tb" / run)
+        hp = session_hparams(sweep / "tb" / run)  # typed: numbers are numbers
+        assert (hp["optimizer.lr"].number_value, hp["model.dropout"].number_value) == (lr, dropout)
+        assert hp["model.hidden"].string_value == "[32]"  # a constant override: recorded, not an axis
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -94,7 +104,7 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
             "-m",
             "tensorboard.main",
             "--logdir",
-            str(sweep),
+            str(sweep / "tb"),
             "--host",
             "127.0.0.1",
             "--port",
@@ -111,13 +121,17 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
         for run in JOBS:
             assert {
                 "train/loss",
-                "train/grad_norm",
-                "train/update_ratio",
+                "optimizer/grad_norm",
+                "optimizer/update_ratio",
+                "optimizer/lr",
+                "throughput/samples_per_s",
                 "val/loss",
+                "val_per_class/f1/7",
                 "test/accuracy",
-                "best/val/loss",
+                "val_best/loss",
             } <= set(tags[run])
-        exported = scalars_table(str(sweep))
+            assert sorted({t.split("/")[0] for t in tags[run]})[0] != "val_best"  # not the first group
+        exported = scalars_table(str(sweep / "tb"))
         for run in JOBS:
             q = urllib.parse.urlencode({"run": run, "tag": "val/loss"})
             points = http_json(base, f"/data/plugin/scalars/scalars?{q}")  # [[wall_time, step, value], ...]
@@ -126,10 +140,11 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
             assert [p[2] for p in points] == pytest.approx(mine["value"].to_list())  # tb_export reads the same
 
         hist = http_json(base, "/data/plugin/histograms/tags")
-        assert {"params/body/layers/0/kernel", "grads/head/kernel"} <= set(hist["0/tb"])
+        first = next(iter(JOBS))
+        assert {"params/body/layers/0/kernel", "grads/head/kernel"} <= set(hist[first])
 
         assert set(JOBS) <= set(http_json(base, "/data/plugin/projector/runs"))
-        info = http_json(base, "/data/plugin/projector/info?" + urllib.parse.urlencode({"run": "0/tb"}))
+        info = http_json(base, "/data/plugin/projector/info?" + urllib.parse.urlencode({"run": first}))
         (emb,) = info["embeddings"]
         assert emb["tensorShape"] == [40, 32]  # 40 val samples x the 32 features before the head
         assert emb["metadataPath"] and emb["sprite"]["singleImageDim"] == [8, 8]
@@ -145,15 +160,26 @@ def test_tensorboard_serves_runs_scalars_histograms_projector_and_hparams(cli, t
         groups = http_json(base, "/data/plugin/hparams/session_groups", request)["sessionGroups"]
         assert sorted(g["name"] for g in groups) == sorted(JOBS)
         for g in groups:
-            job = sweep / g["name"].split("/")[0]
-            assert g["hparams"]["optimizer.lr"] == JOBS[g["name"]] and g["hparams"]["model"] == "mlp"
+            num, lr, dropout = JOBS[g["name"]]
+            assert (g["hparams"]["optimizer.lr"], g["hparams"]["model.dropout"]) == (lr, dropout)
+            assert g["hparams"]["model"] == "mlp"
             metrics = {m["name"]["tag"]: m["value"] for m in g["metricValues"]}
-            summary = read_json(job / "summary.json")
+            summary = read_json(sweep / str(num) / "summary.json")
             assert metrics["test/accuracy"] == pytest.approx(summary["test"]["accuracy"], rel=1e-6)
-            assert metrics["best/val/loss"] == pytest.approx(summary["best"]["val"]["loss"], rel=1e-6)
+            assert metrics["val_best/loss"] == pytest.approx(summary["best"]["val"]["loss"], rel=1e-6)
+        # The swept keys are the only hyperparameter columns, numeric and marked as differing;
+        # the objective is the first metric column, and no column is per class.
         experiment = http_json(base, "/data/plugin/hparams/experiment", {"experimentName": ""})
-        assert "optimizer.lr" in {h["name"] for h in experiment["hparamInfos"]}
-        assert {"test/accuracy", "best/val/f1"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+        infos = {h["name"]: h for h in experiment["hparamInfos"]}
+        assert set(infos) == {"optimizer.lr", "model.dropout"}
+        assert all(h["type"] == "DATA_TYPE_FLOAT64" and h["differs"] for h in infos.values())
+        metric_tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert metric_tags[:2] == ["val_best/loss", "test/loss"] and "test/accuracy" in metric_tags
+        assert not [t for t in metric_tags if "per_class" in t]
+
+        layout = http_json(base, "/data/plugin/custom_scalars/layout")
+        (chart,) = layout["category"][0]["chart"]
+        assert chart["multiline"]["tag"] == ["^train/loss$", "^val/loss$"]
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:

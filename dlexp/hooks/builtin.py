@@ -7,8 +7,6 @@ every built-in while the familiar keys keep deciding which ones act.
 
 from __future__ import annotations
 
-import os
-
 from dlexp.config import TrainConfig
 from dlexp.hooks.base import Hook
 
@@ -23,9 +21,10 @@ def preemption() -> Hook:
 def profiler(cfg: TrainConfig, run_dir: str) -> Hook | None:
     """A JAX profiler trace of logger.profile_steps steps (debug=profile)."""
     from dlexp.hooks.profile import ProfileHook
+    from dlexp.loggers.names import event_dir
 
     steps = cfg.logger.profile_steps
-    return ProfileHook(os.path.join(run_dir, "tb"), steps) if steps else None
+    return ProfileHook(event_dir(run_dir), steps) if steps else None
 
 
 def confusion() -> Hook:
@@ -56,10 +55,10 @@ def embeddings(cfg: TrainConfig) -> Hook | None:
 def plots(
     cfg: TrainConfig, samples: int = 16, windows: int = 4, generated: int = 64, reconstructions: int = 8
 ) -> list[Hook] | None:
-    """Figures into TensorBoard, each for the task it fits (logger.plots, with TensorBoard on)."""
+    """Figures into TensorBoard or MLflow, each for the task it fits (logger.plots)."""
     from dlexp.hooks.plots import ClassificationPlots, GANSamples, Reconstructions, RegressionPlots
 
-    if not (cfg.logger.tensorboard and cfg.logger.plots):
+    if not ((cfg.logger.tensorboard or cfg.logger.mlflow) and cfg.logger.plots):
         return None
     return [
         ClassificationPlots(samples),

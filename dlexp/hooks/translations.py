@@ -21,6 +21,7 @@ import numpy as np
 from dlexp.config import TrainConfig
 from dlexp.data import text
 from dlexp.hooks.base import Hook
+from dlexp.loggers.layout import split_tags
 from dlexp.saved_run import batched
 from dlexp.tasks.seq2seq import text_scores
 
@@ -61,7 +62,7 @@ class Translations(Hook):
             return
         params, rest = loop.state["params"], loop.state["rest"]
         found, greedy = self.scores(ctx, params, rest, "val")
-        ctx.writers.scalars(loop.step, {f"val/{k}": v for k, v in found.items()})
+        ctx.writers.scalars(loop.step, split_tags("val", found))
         copy = loop.copies[0]
         copy.last_val = {**copy.last_val, **found}
         if improved[0]:
@@ -88,7 +89,7 @@ class Translations(Hook):
         params, rest = loop.best_state
         found = {k: v for name in self.decoders for k, v in self.test_scores(ctx, params, rest, name).items()}
         summary["test"].update(found)
-        ctx.writers.scalars(loop.step, {f"test/{k}": v for k, v in found.items()})
+        ctx.writers.scalars(loop.step, split_tags("test", found))
 
     def test_scores(self, ctx: Any, params, rest, decoder: str) -> dict[str, float]:
         prefix = "" if decoder == "greedy" else f"{decoder}_"

@@ -6,7 +6,7 @@ inspection cadence this hook takes one training batch and logs:
   params/<path>         histogram of each parameter array (path: body/layers/0/kernel)
   grads/<path>          histogram of the gradient of the task's loss on that batch
   update_ratio/<path>   ||update|| / ||param|| of each array (scalar)
-  train/update_ratio    the same over all parameters
+  optimizer/update_ratio    the same over all parameters
 
 The update is what the run's own train step (its optimizer state, schedule, clipping,
 penalties) would change the params by on that batch, so the ratio is exact for any
@@ -56,7 +56,7 @@ def applied_update(train_step, state, x, y, key):
 
 
 def update_ratios(params: Any, updates: Any) -> dict[str, float]:
-    """||update|| / ||param|| per array and over all parameters (`train/update_ratio`).
+    """||update|| / ||param|| per array and over all parameters (`optimizer/update_ratio`).
     An array that is still all zeros (a bias at init) has no ratio yet and is left out."""
     ratios = {}
     for (path, p), (_, u) in zip(leaf_paths(params), leaf_paths(updates)):
@@ -64,5 +64,5 @@ def update_ratios(params: Any, updates: Any) -> dict[str, float]:
         if norm > 1e-8:
             ratios[f"update_ratio/{path}"] = float(np.linalg.norm(u) / norm)
     total_p = float(optax.tree.norm(params))
-    ratios["train/update_ratio"] = float(optax.tree.norm(updates)) / max(total_p, 1e-12)
+    ratios["optimizer/update_ratio"] = float(optax.tree.norm(updates)) / max(total_p, 1e-12)
     return ratios

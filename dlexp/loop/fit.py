@@ -24,6 +24,7 @@ from dlexp.data import Dataset
 from dlexp.data.loader import eval_sets, make_loader
 from dlexp.data.shard_loader import sharded_inputs
 from dlexp.hooks.base import Hook
+from dlexp.loggers.layout import headline, split_tags
 from dlexp.loop.guards import (
     GUARD_KEYS,
     never_finite_message,
@@ -139,12 +140,12 @@ def fit(
             w.scalars(
                 step,
                 {
-                    **{f"train/{k}": v for k, v in c.last_train.items()},
-                    **({"train/grad_norm": grad_norm} if grad_norm is not None else {}),
-                    **({"train/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
-                    "train/lr": lr_at[i](step),
-                    "train/samples_per_s": steps_in * plan.batch_size / elapsed,
-                    "train/epoch": step / plan.steps_per_epoch,
+                    **split_tags("train", headline(c.last_train)),  # per class: val and test only
+                    **({"optimizer/grad_norm": grad_norm} if grad_norm is not None else {}),
+                    **({"optimizer/skipped_steps": c.skipped_steps} if skip_nonfinite else {}),
+                    "optimizer/lr": lr_at[i](step),
+                    "throughput/samples_per_s": steps_in * plan.batch_size / elapsed,
+                    "throughput/epoch": step / plan.steps_per_epoch,
                 },
             )
         loop.raise_if_all_failed()
@@ -161,7 +162,7 @@ def fit(
             if c.status != RUNNING:
                 continue
             c.last_val = metrics
-            w.scalars(step, {f"val/{k}": v for k, v in metrics.items()})
+            w.scalars(step, split_tags("val", metrics))
             if skip_nonfinite and val_never_finite(val_streaks[i], metrics.get("loss", float("nan")), step):
                 loop.fail(c, never_finite_message(val_streaks[i][1], step, c.skipped_steps))
                 continue
@@ -233,7 +234,7 @@ def fit(
     # A preempted run has seconds left: its test waits for the resumed run.
     tests = programs.evaluate(best[0], best[1], "test") if loop.status != "preempted" else [{} for _ in seeds]
     for t, w in zip(tests, writers):
-        w.scalars(loop.step, {f"test/{k}": v for k, v in t.items()})
+        w.scalars(loop.step, split_tags("test", t))
     loop.status = "completed" if loop.status == RUNNING else loop.status
     summary = {
         **results(loop, tests, objective, copies=copies_run),

@@ -126,10 +126,10 @@ def results(loop: Loop, tests: list[dict], objective: tuple[str, str], *, copies
 
 
 def flat_metrics(copy: dict) -> dict[str, float]:
-    """The numbers a copy is compared by: test/* and best/val/*."""
+    """The numbers a copy is compared by: test/* and val_best/*."""
     return {
         **{f"test/{k}": v for k, v in copy["test"].items()},
-        **{f"best/val/{k}": v for k, v in copy["best"]["val"].items()},
+        **{f"val_best/{k}": v for k, v in copy["best"]["val"].items()},
     }
 
 

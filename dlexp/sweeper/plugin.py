@@ -47,6 +47,12 @@ class Sweep:
         os.makedirs(self.dir, exist_ok=True)
         OmegaConf.save(config, os.path.join(self.dir, "multirun.yaml"))
 
+    def record_swept(self, overrides: list[Any]) -> None:
+        """The keys this sweep varies, for its jobs' run names and HParams axes (dlexp/loggers/names.py)."""
+        from dlexp.loggers.names import write_swept
+
+        write_swept(self.dir, [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()])
+
     def job_dir(self, num: int) -> str:
         return os.path.join(self.dir, str(num))
 

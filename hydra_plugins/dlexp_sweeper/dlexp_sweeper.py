@@ -69,6 +69,7 @@ class DlexpSweeper(Sweeper):
         params = [f"{k}={v}" for k, v in (self.settings.params or {}).items()]
         parser = OverridesParser.create(config_loader=self.job_sweep.hydra_context.config_loader)
         overrides = parser.parse_overrides([*params, *arguments])
+        self.job_sweep.record_swept(overrides)  # jobs name their TensorBoard runs by these keys
         try:
             if self.settings.n_trials:
                 return search.optimize(self.job_sweep, overrides, self.settings)
