@@ -30,10 +30,14 @@ def read_curves(run_dir: str) -> pl.DataFrame:
                 step = rec.pop("step")
                 rows += [(k, step, float(v)) for k, v in rec.items() if isinstance(v, (int, float))]
         return pl.DataFrame(rows, schema=CURVE_SCHEMA, orient="row")
-    if os.path.isdir(os.path.join(run_dir, "tb")):
-        from dlexp.inspection.events import scalars_table
+    from dlexp.loggers.names import event_dir
 
-        return scalars_table(os.path.join(run_dir, "tb")).select(CURVE_SCHEMA)
+    tb = event_dir(run_dir)
+    if os.path.isdir(tb):
+        from dlexp.inspection.events import run_scalars
+
+        cols = run_scalars(tb)
+        return pl.DataFrame({k: cols[k] for k in CURVE_SCHEMA}, schema=CURVE_SCHEMA)
     return pl.DataFrame(schema=CURVE_SCHEMA)
 
 
@@ -60,7 +64,9 @@ def rows_table(rows: dict[str, dict], first: str) -> str:
 
 
 def run_report(run_dir: str, out: str) -> str:
-    from dlexp.inspection import plots
+    from dlexp.figures.classification import confusion
+    from dlexp.figures.style import save
+    from dlexp.figures.training import learning_curves
 
     with open(os.path.join(run_dir, "summary.json")) as f:
         s = json.load(f)
@@ -98,24 +104,13 @@ def run_report(run_dir: str, out: str) -> str:
         lines += [md_table(["split", *cols], [[name, *(m.get(c) for c in cols)] for name, m in splits.items()]), ""]
     metrics = curve_metrics(curves)
     if metrics:
-        plots.learning_curves(
-            curves,
-            metrics,
-            os.path.join(out, "curves.png"),
-            title=run_dir,
-            best_step=(s.get("best") or {}).get("step"),
-            test=s.get("test"),
-        )
+        best_step = (s.get("best") or {}).get("step")
+        fig = learning_curves(curves, metrics, title=run_dir, best_step=best_step, test=s.get("test"))
+        save(fig, os.path.join(out, "curves.png"))
         lines += ["## Learning curves", "", "![learning curves](curves.png)", ""]
     cm = s.get("confusion")
     if cm:
-        plots.confusion(
-            cm["matrix"],
-            cm["classes"],
-            os.path.join(out, "confusion.png"),
-            title=f"{cm.get('split', 'test')} confusion matrix (accuracy "
-            f"{(s.get('test') or {}).get('accuracy', float('nan')):.3f})",
-        )
+        save(confusion(cm["matrix"], cm["classes"], split=cm.get("split", "test")), os.path.join(out, "confusion.png"))
         lines += ["## Confusion matrix (test, best state)", "", "![confusion matrix](confusion.png)", ""]
     if {"d_loss", "kl"} & set(s.get("test") or {}):  # a GAN's or an autoencoder's: its samples
         from dlexp.inspection.generated import sample_grids
@@ -138,7 +133,8 @@ def number_or_text(values: list) -> list:
 
 def sweep_report(root: str, out: str) -> str:
     from dlexp import sweep
-    from dlexp.inspection import plots
+    from dlexp.figures.style import save
+    from dlexp.figures.sweeps import curves_per_job, metric_vs_hparam
 
     ranked = sweep.leaderboard(sweep.collect([root]))
     metric = next((m for m in ranked["objective_metric"].to_list() if m), "objective")
@@ -166,22 +162,22 @@ def sweep_report(root: str, out: str) -> str:
         others = [o for o in keys if o != k]
         groups = [" ".join(f"{o}={r[o]}" for o in others) for r in rows.iter_rows(named=True)]
         name = f"{metric.replace('/', '_')}_vs_{safe_name(k)}.png"
-        plots.metric_vs_hparam(
+        fig = metric_vs_hparam(
             number_or_text(rows[k].to_list()),
             rows["objective"].to_list(),
-            os.path.join(out, name),
             hparam=k,
             metric=metric,
             best=0 if rows["job"][0] == best["job"] else None,
             groups=groups,
         )
+        save(fig, os.path.join(out, name))
         lines += [f"![{metric} vs {k}]({name})", ""]
     curves = {
         " ".join(f"{k}={r[k]}" for k in keys) or r["job"]: read_curves(os.path.join(root, r["job"]))
         for r in ranked.unique("job", maintain_order=True).iter_rows(named=True)
     }
     if any(t.height for t in curves.values()):
-        plots.curves_per_job(curves, metric, os.path.join(out, "curves.png"))
+        save(curves_per_job(curves, metric), os.path.join(out, "curves.png"))
         lines += ["## The objective during each job", "", "![curves per job](curves.png)", ""]
     return "\n".join(lines)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +12,9 @@ from conftest import read_json
 from PIL import Image
 
 from dlexp.errors import ConfigError
+from dlexp.figures.classification import MANY, confusion
+from dlexp.figures.style import render
+from dlexp.figures.sweeps import metric_vs_hparam, short_labels
 from dlexp.report import main, write_report
 from dlexp.train import run
 
@@ -76,3 +81,86 @@ def test_sweep_report_compares_jobs_by_each_swept_key(compose, tmp_path):
 def test_a_dir_without_runs_is_one_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "is neither a run dir (no summary.json) nor a sweep dir (no jobs under it)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- figures (no training)
+
+CM = np.array([[30, 0, 2], [0, 25, 0], [1, 0, 27]])
+
+
+def test_the_confusion_matrix_has_a_title_a_colorbar_and_blank_zeros():
+    ax = confusion(CM, ["cat", "dog", "eel"]).axes[0]
+    assert ax.get_title() == f"test confusion matrix, accuracy {82 / 85:.3f}"
+    assert ax.images[0].colorbar is not None and ax.images[0].colorbar.ax.get_ylabel() == "count"
+    assert sorted(t.get_text() for t in ax.texts) == sorted(str(v) for v in CM.ravel() if v)  # integers, no "0"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "eel"]
+
+    ax = confusion(CM, ["cat", "dog", "eel"], normalize=True).axes[0]
+    assert {"0.94", "1.00", "0.96"} <= {t.get_text() for t in ax.texts} and len(ax.texts) == 5  # recall by row
+
+    n = 40
+    ax = confusion(np.eye(n) * 5 + 1, list(range(n))).axes[0]
+    assert not ax.texts and len(ax.get_xticklabels()) <= MANY  # many classes: no cell text, thinned ticks
+
+
+def test_the_tensorboard_image_and_the_report_png_are_one_figure(tmp_path, monkeypatch):
+    """The same matrix through the classification hook and through `dlexp.report`: the same pixels."""
+    from dlexp.hooks import plots as hooks
+
+    y = np.repeat(np.arange(3), CM.sum(1))
+    pred = np.concatenate([np.repeat(np.arange(3), row) for row in CM])
+    images = {}
+    ctx = SimpleNamespace(
+        task=SimpleNamespace(name="classification", classes=[0, 1, 2]),
+        data=SimpleNamespace(
+            x={"test": np.zeros((len(y), 3), np.float32)}, y={"test": y}, sample_weights=lambda s: None
+        ),
+        model=None,
+        writers=SimpleNamespace(image=lambda tag, img, step: images.setdefault(tag, img)),
+    )
+    monkeypatch.setattr(hooks, "make_predict", lambda model: lambda p, r, x: x)
+    monkeypatch.setattr(hooks, "predict_all", lambda fn, params, rest, x: np.eye(3, dtype=np.float32)[pred])
+    hooks.ClassificationPlots().on_end(ctx, SimpleNamespace(best_state=(None, None), step=1), {})
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    confusion_entry = {"split": "test", "classes": [0, 1, 2], "matrix": CM.tolist()}
+    (run_dir / "summary.json").write_text(json.dumps({"status": "completed", "confusion": confusion_entry}))
+    write_report(str(run_dir))
+    png = np.asarray(Image.open(run_dir / "report" / "confusion.png").convert("RGB"))
+    assert png.shape == images["plots/confusion_matrix"].shape
+    assert np.array_equal(png, images["plots/confusion_matrix"])
+
+
+@pytest.mark.parametrize(
+    "values, log",
+    [
+        ([1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], True),
+        ([1e-4, 1e-3, 1e-2], True),
+        ([0.003, 0.01, 0.03], False),  # one decade: on a log axis its minor ticks' labels ran together
+        ([1e-3, 2e-3, 5e-3, 1e-2, 3e-2], False),
+        ([16, 32, 64, 128, 256, 512, 1024, 2048], True),
+    ],
+)
+def test_a_sweep_axis_is_log_over_two_decades_and_its_tick_labels_do_not_overlap(values, log):
+    groups = ["model.hidden=[16]"] * len(values)
+    fig = metric_vs_hparam(
+        values, np.linspace(1, 0, len(values)), hparam="optimizer.lr", metric="val/loss", best=0, groups=groups
+    )
+    render(fig)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ("log" if log else "linear")
+    left, right = ax.get_xlim()
+    labels = [
+        t
+        for t in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]
+        if t.get_visible() and t.get_text() and min(left, right) <= t.get_position()[0] <= max(left, right)
+    ]
+    assert len(labels) >= 3
+    boxes = sorted((t.get_window_extent() for t in labels), key=lambda b: b.x0)
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
+
+
+def test_legend_labels_drop_key_prefixes_only_when_unambiguous():
+    assert short_labels(["optimizer.lr=0.001 model.hidden=[16]"]) == ["lr=0.001 hidden=[16]"]
+    assert short_labels(["a.lr=1 b.lr=2"]) == ["a.lr=1 b.lr=2"]

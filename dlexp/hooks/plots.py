@@ -1,4 +1,5 @@
-"""Images into TensorBoard: what a run's numbers cannot show (figures: dlexp/plots.py).
+"""Images into TensorBoard: what a run's numbers cannot show (figures: dlexp/figures, as
+images by dlexp/plots.py; `dlexp.report` saves the same figures as PNGs).
 
 On when `logger.tensorboard` and `logger.plots` are true; each hook acts only for the task it fits:
   classification  at the end, on the test split with the best state: the confusion
