@@ -132,6 +132,7 @@ class LoggerConfig:
     mlflow: bool = False  # an MLflow run: params, metrics with steps, artifacts
     tracking_uri: str | None = None  # MLflow's store or server (null: sqlite under paths.runs)
     experiment_name: str = "dlexp"  # the MLflow experiment runs are filed under
+    store: str = "${paths.runs}"  # the local MLflow store's folder (tracking_uri null): mlflow.db, mlartifacts/
     console: bool = True  # the summary table at the end
     histograms_every: int | None = None  # steps between parameter / gradient histograms (null: off)
     embeddings: bool = False  # penultimate-layer features of val samples for the projector

@@ -53,7 +53,7 @@ def run(
     from dlexp.data.report import report_text
     from dlexp.hooks import build_hooks
     from dlexp.jobs import job_resources
-    from dlexp.loggers import copy_writers, make_writers
+    from dlexp.loggers import Writers, copy_writers, make_writers
     from dlexp.loggers.names import RunPlace, place_of
     from dlexp.loop.fit import fit
     from dlexp.loop.plan import plan_steps
@@ -71,18 +71,18 @@ def run(
         release_run_dir = resume.claim(run_dir)
     # Where each run's records go and its name (a sweep job's: by its values); only process 0 writes.
     dirs = [run_dir, *(copy_dirs or [])]
-    places = {d: place_of(d, job_overrides(d) if d != run_dir else this_job_overrides()) for d in dirs} if main else {}
+    places = {d: place_of(d, own_overrides(d)) for d in dirs} if main else {}
     place = places.get(run_dir) or RunPlace(run_dir, "", "")
     if main:
         info = {**rundir.run_info(cfg.seed, jax.devices()), "resources": job_resources()}
         for d, p in places.items():
             os.makedirs(d, exist_ok=True)
             rundir.write_json(os.path.join(d, "run.json"), {**info, "name": p.name, "tensorboard": p.tensorboard})
-    writers = make_writers(cfg.logger, place, main)
     summary: dict[str, Any] = {"status": "running"}
     hooks: list = []
-    per_copy: list = []
+    writers, per_copy = Writers(), []
     try:
+        writers = make_writers(cfg.logger, place, main and not copy_dirs)  # a packed program writes as its jobs
         # -------------------------------------------------------------- data
         data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
         loaded: dict[str, Any] = {}  # what loading cost each process (a fold's data comes loaded)
@@ -102,10 +102,10 @@ def run(
         log.info("data: %s, %s, input %s, %d outputs", data.task, data.sizes(), data.input_shape, data.num_outputs)
         report = report_text(data.prep)
         log.info("data report:\n%s", report)
-        writers.text("data", report)
         if cfg.trainer.cv.folds:  # K models on K folds; the objective is their mean (dlexp/crossval.py)
             from dlexp.crossval import fit_folds
 
+            writers.text("data", report)
             summary = {**fit_folds(cfg, run_dir, data, run, writers), "wall_time_s": round(time.perf_counter() - t0, 3)}
             if cfg.logger.console:
                 print_results(summary, run_dir)
@@ -179,12 +179,15 @@ def run(
             jax.default_backend(),
             f", {len(seeds)} copies: {', '.join(s.label for s in specs)}" if specs else "",
         )
-        writers.text("config", config_text)
-        writers.text("model", summary_text)
         if copy_dirs:
             per_copy = [make_writers(cfg.logger, places.get(d, place), main) for d in copy_dirs]
         else:
             per_copy = [copy_writers(cfg.logger, place, s, main) for s in specs] if specs else [writers]
+        for w in per_copy if copy_dirs else [writers]:
+            for tag, text in (("data", report), ("config", config_text), ("model", summary_text)):
+                w.text(tag, text)
+        if specs and not copy_dirs:  # the job's own run, above its copies' runs
+            writers.params(flat_config(cfg))
         for w, c in zip(per_copy, cfgs if len(cfgs) == len(per_copy) else [cfg] * len(per_copy)):
             w.params(flat_config(c))
             w.loss_chart(cfg.objective.metric)
@@ -224,7 +227,7 @@ def run(
             hps = [hparams_of(cfg, plan.batch_size, job_overrides(d)) for d in copy_dirs]
             record_results(summary, per_copy, hps, places.get(copy_dirs[0], place).swept, None)
         else:
-            hps = [hparams_of(cfg, plan.batch_size, this_job_overrides())] * len(per_copy)
+            hps = [hparams_of(cfg, plan.batch_size, own_overrides(run_dir))] * len(per_copy)
             record_results(summary, per_copy, hps, place.swept, place.name if specs else None)
         if cfg.logger.console:
             print_results(summary, run_dir)
@@ -241,8 +244,15 @@ def run(
             getattr(h, "close", lambda: None)()
         if main:
             rundir.write_json(os.path.join(run_dir, "summary.json"), summary)  # (a packed job's: members.py)
-        for w in {id(w): w for w in [writers, *per_copy]}.values():
-            w.close()
+            # The files that describe each run, as artifacts (MLflow): a packed program's are its jobs'.
+            for d, w in zip(copy_dirs, per_copy) if copy_dirs else [(run_dir, writers)]:
+                w.artifacts([os.path.join(d, f) for f in ("summary.json", "run.json", "prep.json")])
+        status = summary.get("status", "failed")
+        own = [c.get("status", status) for c in summary.get("copies", [])]  # a copy may fail while its job completes
+        closing = {id(writers): (writers, status)}
+        closing.update((id(w), (w, own[i] if i < len(own) else status)) for i, w in enumerate(per_copy))
+        for w, ended in closing.values():
+            w.close(status=ended)
         release_run_dir()
 
 
@@ -325,8 +335,11 @@ def hparams_of(cfg: TrainConfig, batch_size: int, overrides: list[str]) -> dict[
     return hp
 
 
-def this_job_overrides() -> list[str]:
-    """This Hydra job's command-line overrides ([] outside Hydra)."""
+def own_overrides(run_dir: str) -> list[str]:
+    """A run's own overrides: those its .hydra/ records (a sweep job run inside a packed
+    program's process has its own there), else this Hydra job's ([] outside Hydra)."""
+    if os.path.exists(os.path.join(run_dir, ".hydra", "overrides.yaml")):
+        return job_overrides(run_dir)
     try:
         return list(HydraConfig.get().overrides.task)
     except ValueError:

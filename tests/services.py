@@ -1,4 +1,5 @@
-"""Real services on this machine for tests (no mocks): a throwaway PostgreSQL server and a single-node SLURM.
+"""Real services on this machine for tests (no mocks): a throwaway PostgreSQL server, a single-node SLURM and
+an MLflow tracking server.
 
 Session-scoped fixtures; a test module imports the ones it uses (`from services import postgres_url`, as the
 tests import fragile.py). Each starts its service with scripts/services/<name>.sh in a tmp dir, stops it after
@@ -9,7 +10,12 @@ missing, not root, ...). .ci/run installs the Debian packages; locally: apt-get 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +78,49 @@ def slurm_cluster(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | {"SLURM_CONF": str(conf)}
     yield SlurmCluster(folder=folder, conf=conf, env=env)
     _stop("slurm", folder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """The address of an `mlflow server` (from the project's environment) on a free local port, with a fresh
+    SQLite store and artifacts it serves itself (mlflow-artifacts:/, as a remote server would)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    if not os.path.exists(mlflow):
+        pytest.skip("mlflow is not installed (uv sync)")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    args += ["--backend-store-uri", f"sqlite:///{folder}/db.sqlite", "--artifacts-destination", str(folder / "art")]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job-runner processes
+    with open(folder / "server.log", "w") as out:
+        proc = subprocess.Popen([mlflow, *args], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (folder / "server.log").read_text().strip().splitlines()  # a dependency: failing, not skipped
+                pytest.fail(f"mlflow server did not start: {log[-1] if log else f'exit {proc.poll()}'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:  # the server and its uvicorn worker: the process group it started
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

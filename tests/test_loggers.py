@@ -74,3 +74,17 @@ def test_logger_options_combine(compose):
     assert (alone.tensorboard, alone.mlflow) == (False, True)
     default = compose([]).logger
     assert (default.tensorboard, default.mlflow, default.jsonl) == (True, False, True)
+
+
+def test_logger_mlflow_without_the_package_says_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from dlexp.config import LoggerConfig
+    from dlexp.errors import ConfigError
+    from dlexp.loggers.mlflow import connect
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed: its import fails
+    with pytest.raises(ConfigError, match=r"pip install 'dlexp\[mlflow\]'"):
+        connect(LoggerConfig(mlflow=True, store=str(tmp_path)))
