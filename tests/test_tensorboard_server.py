@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import urllib.request
 
 import pytest
 from conftest import read_json
+from services import free_port
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -31,12 +31,6 @@ JOBS = {
     f"optimizer.lr={lr},model.dropout={d}": (num, lr, d)
     for num, (lr, d) in enumerate((lr, d) for lr in LRS for d in DROPOUTS)
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(base: str, path: str, body: dict | None = None):
