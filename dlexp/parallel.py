@@ -59,7 +59,9 @@ def configure_host(
     if compile_cache_dir:
         os.makedirs(compile_cache_dir, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", compile_cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        # programs that compile faster are not worth a file, unless JAX's own variable says otherwise
+        min_secs = float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 0.2))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_secs)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 

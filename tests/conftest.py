@@ -14,10 +14,68 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
+# The test files that keep a worker longest, longest first (per-file times: docs/performance.md,
+# "The test suite's time"). `--dist loadfile` hands whole files to the workers in collection
+# order; started first, the long files run alongside the many short ones instead of after them
+# (xdist's own order, most tests first, left the few-test multi-process runs and the wheel to the
+# end, on a worker of their own). A new slow file belongs in this list.
+SLOW_FIRST = [
+    "test_cli.py",
+    "test_experiments.py",
+    "test_sweeper.py",
+    "test_models.py",
+    "test_multihost.py",
+    "test_text.py",
+    "test_parallel.py",
+    "test_speed.py",
+    "test_resume.py",
+    "test_sweep.py",
+    "test_quality.py",
+    "test_mlflow.py",
+    "test_tensorboard_server.py",
+    "test_product.py",
+    "test_wheel.py",
+    "test_checkpoint.py",
+    "test_inspection.py",
+    "test_seq2seq.py",
+    "test_data_images.py",
+    "test_mlflow.py",
+    "test_copies.py",
+    "test_report.py",
+    "test_seeds.py",
+    "test_tasks.py",
+    "test_tensorboard_server.py",
+    "test_sweeper_services.py",
+]
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below, not "most tests first"
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: the rest keep their order
+
+
+# Every program JAX compiles goes to the persistent cache, not only those over dlexp's 0.2 s: the
+# suite's runs compile the same small programs (metrics, evaluation, initializers) in process after
+# process, at ~0.05 s each, ~2 s of a CLI run's start (docs/performance.md). Subprocesses inherit it.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> str:
-    """One cache of built-in data sets for the whole session (they are written once)."""
-    return str(tmp_path_factory.mktemp("cache"))
+    """One cache of built-in data sets and compiled programs (`jax/`) for the whole run, shared by
+    the xdist workers: a data set is written once, a program compiled once (both write atomically
+    or tolerate a concurrent writer: a half-written program is compiled again)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # <run's basetemp>/popen-gwN: share the run's
+        base = base.parent
+    path = base / "cache"
+    path.mkdir(exist_ok=True)
+    return str(path)
 
 
 @pytest.fixture()

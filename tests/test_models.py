@@ -16,7 +16,7 @@ from dlexp.tasks import make_task
 @pytest.mark.parametrize("Model", [MLP, CNN])
 def test_output_shape_for_any_image_size(Model, shape):
     model = Model(shape, 7, rngs=nnx.Rngs(0))
-    assert model(jnp.ones((3, *shape))).shape == (3, 7)
+    assert forward(model, jnp.ones((3, *shape))).shape == (3, 7)
 
 
 def test_mlp_on_tabular_rows():
