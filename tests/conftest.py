@@ -31,8 +31,6 @@ SLOW_FIRST = [
     "test_resume.py",
     "test_sweep.py",
     "test_quality.py",
-    "test_mlflow.py",
-    "test_tensorboard_server.py",
     "test_product.py",
     "test_wheel.py",
     "test_checkpoint.py",
